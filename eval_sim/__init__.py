@@ -1,0 +1,1 @@
+"""Closed-loop LIBERO evaluation: offline assets, scripted demonstrations, rollouts and their metrics."""
