@@ -22,7 +22,9 @@ VARIANTS = ("A", "B", "C", "C_no_world_input")
 @dataclass
 class WorldVLAConfig(PreTrainedConfig):
     # --- which arm of the study -------------------------------------------------------------
-    variant: str = "C"
+    # "A" by default so `--policy.type=world_vla` trains out of the box; B, C and C_no_world_input
+    # also need `--policy.world_tokens=DIR`.
+    variant: str = "A"
 
     # --- ACT trunk (same meaning as lerobot.policies.act.ACTConfig) ---------------------------
     n_obs_steps: int = 1

@@ -1,0 +1,114 @@
+"""Training-step time of world_vla A and C relative to LeRobot's ACT at the same trunk and batch.
+
+Prints one table from one run (ratios measured side by side, rounds interleaved so machine noise
+hits every model alike). Targets: A/ACT <= 1.05 and C/ACT <= 1.15.
+
+    .venv/bin/python scripts/bench_policy_step.py            # LIBERO-like CPU size (96 px, two cameras)
+    .venv/bin/python scripts/bench_policy_step.py --quick    # tiny, seconds (used by the tests)
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def build(policy_type: str, meta, trunk: dict, table: Path | None, variant: str | None):
+    from lerobot.policies.factory import make_policy, make_policy_config
+
+    kwargs = dict(trunk, device="cpu", push_to_hub=False)
+    if policy_type == "act":
+        kwargs["pretrained_backbone_weights"] = None
+    else:
+        kwargs["variant"] = variant
+        if variant != "A":
+            kwargs["world_tokens"] = str(table)
+    policy = make_policy(make_policy_config(policy_type, **kwargs), ds_meta=meta)
+    policy.train()
+    return policy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps_per_round", type=int, default=5)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--image_size", type=int, default=96)
+    args = parser.parse_args()
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.policies.factory import make_pre_post_processors
+
+    from lerobot_world.cli import main as cli
+    from lerobot_world.toy_dataset import make_toy_dataset
+
+    if args.quick:
+        args.rounds, args.steps_per_round, args.batch_size, args.image_size = 2, 1, 2, 32
+        trunk = dict(dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, n_vae_encoder_layers=1,
+                     chunk_size=10, n_action_steps=10)
+    else:
+        trunk = dict(dim_model=256, n_heads=8, dim_feedforward=1024, n_encoder_layers=2, n_vae_encoder_layers=2,
+                     chunk_size=20, n_action_steps=20)
+    world = dict(future_offset=8 if not args.quick else 3, world_context=4 if not args.quick else 2)
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "toy"
+        ds = make_toy_dataset(root, episodes_per_task=2, image_size=args.image_size)
+        table = Path(tmp) / "table"
+        cli(["tokenize", "--dataset.repo_id=local/toy_libero", f"--dataset.root={root}", "--vocab_size=16",
+             "--eval_split=0.0", f"--output_dir={table}"])
+        chunk = trunk["chunk_size"]
+        ds = LeRobotDataset("local/toy_libero", root=root,
+                            delta_timestamps={"action": [i / ds.fps for i in range(chunk)]})
+        loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                                             generator=torch.Generator().manual_seed(0))
+        raw = next(iter(loader))
+
+        models = {
+            "ACT": build("act", ds.meta, trunk, None, None),
+            "world_vla A": build("world_vla", ds.meta, trunk, table, "A"),
+            "world_vla C": build("world_vla", ds.meta, {**trunk, **world}, table, "C"),
+        }
+        batches, optims = {}, {}
+        for name, policy in models.items():
+            pre, _ = make_pre_post_processors(policy.config, dataset_stats=ds.meta.stats)
+            batches[name] = pre(dict(raw))
+            optims[name] = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+
+        def step(name):
+            loss, _ = models[name].forward(batches[name])
+            loss.backward()
+            optims[name].step()
+            optims[name].zero_grad()
+
+        for name in models:  # warm-up
+            step(name)
+        times = {name: [] for name in models}
+        for _ in range(args.rounds):
+            for name in models:
+                start = time.perf_counter()
+                for _ in range(args.steps_per_round):
+                    step(name)
+                times[name].append((time.perf_counter() - start) / args.steps_per_round)
+
+    base = statistics.median(times["ACT"])
+    print(f"\ntraining step, batch {args.batch_size}, {args.image_size}px x 2 cameras, trunk {trunk}, "
+          f"C: K={world['future_offset']} context={world['world_context']}; median of {args.rounds} rounds")
+    print(f"{'model':<14} {'s/step':>9} {'/ ACT':>7} {'params':>10}")
+    for name, policy in models.items():
+        median = statistics.median(times[name])
+        n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
+        print(f"{name:<14} {median:>9.4f} {median / base:>7.3f} {n_params:>10,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""world_vla as a LeRobot policy: training through lerobot-train, loading through LeRobot alone,
+save/load exactness, parameter accounting per variant, and one clear error per bad input."""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from copy import deepcopy
+
+import pytest
+import torch
+from conftest import TINY_POLICY_FLAGS, TOY_REPO_ID, VARIANTS
+
+from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+from lerobot.policies.factory import get_policy_class, make_policy, make_policy_config
+
+TINY_KWARGS = {
+    flag.split("=")[0].removeprefix("--policy."): flag.split("=")[1]
+    for flag in TINY_POLICY_FLAGS
+    if flag.split("=")[0] not in ("--policy.device", "--policy.push_to_hub")
+}
+TINY_KWARGS = {k: int(v) for k, v in TINY_KWARGS.items()}
+
+
+def toy_policy(variant, meta, table=None, **overrides):
+    kwargs = dict(TINY_KWARGS, variant=variant, device="cpu", push_to_hub=False)
+    if variant != "A":
+        kwargs["world_tokens"] = str(table)
+    kwargs.update(overrides)
+    cfg = make_policy_config("world_vla", **kwargs)
+    return make_policy(cfg, ds_meta=meta)
+
+
+def toy_batch(dataset, indices=(0, 5, 40, 100)):
+    """A training batch as lerobot-train builds it (action chunks with padding flags)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset(
+        TOY_REPO_ID,
+        root=dataset.root,
+        delta_timestamps={"action": [i / dataset.fps for i in range(TINY_KWARGS["chunk_size"])]},
+    )
+    items = [ds[i] for i in indices]
+    return torch.utils.data.default_collate(items)
+
+
+@pytest.fixture(scope="module")
+def meta(toy_dataset_root):
+    return LeRobotDatasetMetadata(TOY_REPO_ID, root=toy_dataset_root)
+
+
+# --- training through lerobot-train ---------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lerobot_train_logs_finite_losses_and_world_metrics(trained_checkpoints, variant):
+    ckpt, log = trained_checkpoints[variant]
+    assert (ckpt / "model.safetensors").is_file()
+    step_lines = [line for line in log.splitlines() if re.search(r"step:\d+ ", line)]
+    assert len(step_lines) >= 4, log[-2000:]
+    last = step_lines[-1]
+    losses = {k: float(v) for k, v in re.findall(r"(\w+):(-?[\d.]+(?:e-?\d+)?)\b", last)}
+    assert math.isfinite(losses["loss"]) and math.isfinite(losses["l1_loss"])
+    world_keys = {"world_ce", "world_top1", "world_top5", "world_top1_k1", "world_top5_k3"}
+    if variant == "A":
+        assert not world_keys & set(losses), last
+    else:
+        assert world_keys <= set(losses), last
+        assert math.isfinite(losses["world_ce"])
+    assert json.loads((ckpt / "config.json").read_text())["variant"] == variant
+
+
+# --- loading through LeRobot alone, in a fresh process -------------------------------------------------
+FRESH_PROCESS_SCRIPT = r"""
+import json, sys, torch
+from lerobot.utils.import_utils import register_third_party_plugins
+register_third_party_plugins()   # what lerobot-train / lerobot-eval do; no lerobot_world import here
+assert "lerobot_world" in sys.modules, "plugin discovery did not import the plugin"
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.envs.configs import LiberoEnv
+from lerobot.policies.factory import make_policy, make_pre_post_processors
+path = sys.argv[1]
+cfg = PreTrainedConfig.from_pretrained(path)
+cfg.pretrained_path = path
+policy = make_policy(cfg, env_cfg=LiberoEnv(task="libero_object"))
+pre, post = make_pre_post_processors(cfg, pretrained_path=path)
+B, size = 3, cfg.image_features["observation.images.image"].shape[-1]
+torch.manual_seed(0)
+obs = {
+    "observation.images.image": torch.rand(B, 3, size, size),
+    "observation.images.image2": torch.rand(B, 3, size, size),
+    "observation.state": torch.randn(B, 8),
+    "task": [cfg.tasks[0]] * B,
+}
+policy.reset()
+actions = []
+for _ in range(3):
+    actions.append(post(policy.select_action(pre(dict(obs)))))
+print(json.dumps({"cls": type(policy).__name__, "shape": list(actions[-1].shape),
+                  "finite": bool(torch.isfinite(torch.stack(actions)).all())}))
+"""
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_checkpoint_loads_in_fresh_process_through_lerobot(trained_checkpoints, variant, tmp_path):
+    ckpt, _ = trained_checkpoints[variant]
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(ckpt)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"cls": "WorldVLAPolicy", "shape": [3, 7], "finite": True}
+
+
+def test_policy_class_resolution():
+    from lerobot_world.configuration_world_vla import WorldVLAConfig
+    from lerobot_world.modeling_world_vla import WorldVLAPolicy
+
+    assert get_policy_class("world_vla") is WorldVLAPolicy
+    assert isinstance(make_policy_config("world_vla"), WorldVLAConfig)
+    assert WorldVLAPolicy.name == "world_vla"
+
+
+def test_default_instantiation(meta):
+    """LeRobot's generic check: the default config builds a policy from dataset features alone."""
+    cfg = make_policy_config("world_vla", device="cpu")
+    policy = make_policy(cfg, ds_meta=meta)
+    assert policy.config.variant == "A"
+    assert sorted(policy.config.tasks) == sorted(meta.tasks.index)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_load_round_trip_is_bit_exact(meta, toy_world_table, toy_dataset, variant, tmp_path):
+    torch.manual_seed(0)
+    policy = toy_policy(variant, meta, toy_world_table)
+    policy.save_pretrained(tmp_path / "saved")
+    cls = get_policy_class("world_vla")
+    loaded = cls.from_pretrained(tmp_path / "saved")
+    sd, sd2 = policy.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys()
+    for key in sd:
+        assert torch.equal(sd[key], sd2[key]), key
+    if variant != "A":
+        assert any(k.startswith("world_tokenizer.") for k in sd), "the tokenizer must travel in the checkpoint"
+    batch = toy_batch(toy_dataset)
+    obs = {k: v for k, v in batch.items() if k.startswith("observation.") or k == "task"}
+    policy.reset(), loaded.reset()
+    assert torch.equal(policy.predict_action_chunk(obs), loaded.predict_action_chunk(obs))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_forward_and_select_action_do_not_mutate_the_batch(meta, toy_world_table, toy_dataset, variant):
+    policy = toy_policy(variant, meta, toy_world_table)
+    batch = toy_batch(toy_dataset)
+    before = deepcopy(batch)
+    loss, info = policy.forward(batch)
+    assert torch.isfinite(loss) and all(isinstance(v, float) for v in info.values())
+    for key in before:
+        if isinstance(before[key], torch.Tensor):
+            assert torch.equal(before[key], batch[key]), key
+        else:
+            assert before[key] == batch[key], key
+    obs = {k: v for k, v in batch.items() if k.startswith("observation.") or k == "task"}
+    obs_before = deepcopy(obs)
+    policy.reset()
+    action = policy.select_action(obs)
+    assert action.shape == (4, 7)
+    assert all(torch.equal(obs[k], obs_before[k]) for k in obs if isinstance(obs[k], torch.Tensor))
+
+
+# --- parameter accounting --------------------------------------------------------------------------------
+def _params(policy) -> dict[str, tuple]:
+    return {n: tuple(p.shape) for n, p in policy.named_parameters() if p.requires_grad}
+
+
+def test_parameter_accounting(meta, toy_world_table):
+    p = {v: _params(toy_policy(v, meta, toy_world_table)) for v in VARIANTS}
+    assert not [n for n in p["A"] if "world" in n], "A must have no world parameters"
+
+    def added(big, small):
+        assert all(p[big][n] == p[small][n] for n in p[small]), "shared parameters must keep their shapes"
+        assert set(p[small]) <= set(p[big])
+        return {n.split(".")[1] for n in set(p[big]) - set(p[small])}
+
+    assert added("B", "A") == {"world_aux_head"}
+    assert added("C_no_world_input", "A") == {"world_query_pos_embed", "world_head"}
+    assert added("C", "C_no_world_input") == {"world_token_embed", "world_context_pos_embed"}
+    v, k, d = 8, TINY_KWARGS["future_offset"], TINY_KWARGS["dim_model"]
+    assert p["C_no_world_input"]["model.world_head.weight"] == (v, d)
+    assert p["C_no_world_input"]["model.world_query_pos_embed.weight"] == (k, d)
+    assert p["C"]["model.world_token_embed.weight"] == (v + 1, d)  # + the mask id
+    assert p["B"]["model.world_aux_head.2.weight"] == (k * v, TINY_KWARGS["world_aux_hidden_dim"])
+
+
+# --- bad input: one clear error each ---------------------------------------------------------------------
+def test_unknown_variant_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"Unknown world_vla variant 'D'.*'A', 'B', 'C', 'C_no_world_input'"):
+        make_policy_config("world_vla", variant="D")
+
+
+def test_unknown_variant_on_the_command_line(tmp_path):
+    exe = f"{sys.executable[: -len('python')]}lerobot-train"
+    out = subprocess.run(
+        [exe, "--policy.type=world_vla", "--policy.variant=D", f"--dataset.repo_id={TOY_REPO_ID}",
+         f"--output_dir={tmp_path / 'x'}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode != 0
+    assert "Unknown world_vla variant 'D'" in out.stdout + out.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_vocab_size_disagreeing_with_table(meta, toy_world_table):
+    with pytest.raises(ValueError, match=r"world_vocab_size=16 disagrees with the token table .*vocab size 8"):
+        toy_policy("C", meta, toy_world_table, world_vocab_size=16)
+
+
+def test_world_variant_without_table(meta):
+    with pytest.raises(ValueError, match=r"variant 'C' predicts world tokens.*--policy.world_tokens"):
+        toy_policy("C", meta, None, world_tokens=None)
+
+
+def test_table_of_another_dataset_is_rejected(toy_world_table, tmp_path):
+    from lerobot_world.toy_dataset import make_toy_dataset
+
+    other = make_toy_dataset(tmp_path / "other", repo_id=TOY_REPO_ID, episodes_per_task=3, seed=1)
+    with pytest.raises(ValueError, match=r"(frames|fingerprint)"):
+        toy_policy("C", other.meta, toy_world_table)
+
+
+def test_missing_camera_key(meta, toy_world_table):
+    with pytest.raises(ValueError, match=r"world_image_key 'observation.images.wrist' is not one of the policy's cameras"):
+        toy_policy("C", meta, toy_world_table, world_image_key="observation.images.wrist")
+
+
+def test_unknown_task_at_inference(meta, toy_world_table, toy_dataset):
+    policy = toy_policy("C", meta, toy_world_table)
+    batch = toy_batch(toy_dataset)
+    obs = {k: v for k, v in batch.items() if k.startswith("observation.")}
+    obs["task"] = ["open the top drawer"] * 4
+    with pytest.raises(ValueError, match=r"task 'open the top drawer' is not one the policy was trained on"):
+        policy.select_action(obs)
+
+
+# --- world tokens: gathering and inference history -----------------------------------------------------
+def test_world_targets_are_masked_past_episode_end(meta, toy_world_table):
+    from lerobot_world.token_table import WorldTokenTable
+
+    policy = toy_policy("C", meta, toy_world_table)
+    table = WorldTokenTable.load(toy_world_table)
+    ep = table.episode_index
+    last = int((ep == 0).nonzero().max())  # last frame of episode 0
+    batch = {"index": torch.tensor([0, last]), "episode_index": torch.tensor([0, 0]), "action": torch.zeros(2, 10, 7)}
+    context, targets, valid = policy._gather_world(batch)
+    assert valid[0].all() and not valid[1].any()
+    assert torch.equal(targets[0], table.tokens[1:4])
+    # Context before the episode start repeats the first token (what reset() does online).
+    assert torch.equal(context[0], table.tokens[[0, 0]])
+    assert torch.equal(context[1], table.tokens[[last - 1, last]])
+
+
+def test_online_history_matches_table_context(meta, toy_world_table, toy_dataset):
+    """Feeding an episode's frames one by one gives the same context the table gives in training."""
+    policy = toy_policy("C", meta, toy_world_table)
+    policy.reset()
+    for i in range(6):
+        frame = toy_dataset[i]
+        obs = {k: frame[k][None] for k in policy.config.image_features}
+        online = policy._observe_world(obs)
+        offline = policy._gather_world({"index": torch.tensor([i]), "action": torch.zeros(1, 10, 7)})[0]
+        assert torch.equal(online, offline), i
