@@ -18,6 +18,11 @@ from lerobot.optim import AdamWConfig
 VARIANTS = ("A", "B", "C", "C_no_world_input")
 
 
+class WorldVLAConfigError(Exception):
+    """A bad world_vla setting. Deliberately not a ValueError: draccus replaces the message of a
+    ValueError raised while parsing `--policy.*` flags with a generic one, but shows this one."""
+
+
 @PreTrainedConfig.register_subclass("world_vla")
 @dataclass
 class WorldVLAConfig(PreTrainedConfig):
@@ -94,30 +99,30 @@ class WorldVLAConfig(PreTrainedConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.variant not in VARIANTS:
-            raise ValueError(f"Unknown world_vla variant {self.variant!r}; expected one of {list(VARIANTS)}.")
+            raise WorldVLAConfigError(f"Unknown world_vla variant {self.variant!r}; expected one of {list(VARIANTS)}.")
         if not self.vision_backbone.startswith("resnet"):
-            raise ValueError(f"vision_backbone must be a torchvision ResNet, got {self.vision_backbone!r}.")
+            raise WorldVLAConfigError(f"vision_backbone must be a torchvision ResNet, got {self.vision_backbone!r}.")
         if self.temporal_ensemble_coeff is not None and self.n_action_steps > 1:
-            raise ValueError(
+            raise WorldVLAConfigError(
                 f"temporal ensembling queries the policy every step: n_action_steps must be 1, got {self.n_action_steps}."
             )
         if not 1 <= self.n_action_steps <= self.chunk_size:
-            raise ValueError(
+            raise WorldVLAConfigError(
                 f"n_action_steps must be in 1..chunk_size={self.chunk_size}, got {self.n_action_steps}."
             )
         if self.n_obs_steps != 1:
-            raise ValueError(f"world_vla uses one observation step, got n_obs_steps={self.n_obs_steps}.")
+            raise WorldVLAConfigError(f"world_vla uses one observation step, got n_obs_steps={self.n_obs_steps}.")
         if self.future_offset < 1:
-            raise ValueError(f"future_offset (K) must be >= 1, got {self.future_offset}.")
+            raise WorldVLAConfigError(f"future_offset (K) must be >= 1, got {self.future_offset}.")
         if self.world_context < 1:
-            raise ValueError(f"world_context must be >= 1, got {self.world_context}.")
+            raise WorldVLAConfigError(f"world_context must be >= 1, got {self.world_context}.")
         if self.lambda_world < 0:
-            raise ValueError(f"lambda_world must be >= 0, got {self.lambda_world}.")
+            raise WorldVLAConfigError(f"lambda_world must be >= 0, got {self.lambda_world}.")
         if self.world_vocab_size is not None and self.world_vocab_size < 2:
-            raise ValueError(f"world_vocab_size must be >= 2, got {self.world_vocab_size}.")
+            raise WorldVLAConfigError(f"world_vocab_size must be >= 2, got {self.world_vocab_size}.")
         visual = self.normalization_mapping.get("VISUAL", NormalizationMode.IDENTITY)
         if NormalizationMode(visual) is not NormalizationMode.IDENTITY:
-            raise ValueError(
+            raise WorldVLAConfigError(
                 f"world_vla needs VISUAL normalization IDENTITY (the model normalises images itself and the "
                 f"world tokenizer needs raw [0, 1] pixels), got {visual}."
             )

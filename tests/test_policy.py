@@ -194,7 +194,9 @@ def test_parameter_accounting(meta, toy_world_table):
 
 # --- bad input: one clear error each ---------------------------------------------------------------------
 def test_unknown_variant_is_one_clear_error():
-    with pytest.raises(ValueError, match=r"Unknown world_vla variant 'D'.*'A', 'B', 'C', 'C_no_world_input'"):
+    from lerobot_world.configuration_world_vla import WorldVLAConfigError
+
+    with pytest.raises(WorldVLAConfigError, match=r"Unknown world_vla variant 'D'.*'A', 'B', 'C', 'C_no_world_input'"):
         make_policy_config("world_vla", variant="D")
 
 
