@@ -1,0 +1,289 @@
+"""`lerobot-world tokenize`: fit a world-token codebook on a dataset's training episodes and write
+a token table (one token per frame of one camera) beside it.
+
+Pipeline: decode every frame of ``--image_key`` with LeRobotDataset (DataLoader workers) -> the
+tokenizer's frozen encoder features -> fit the encoder projection (pixel_pca) and k-means on the
+*training* episodes only (``lerobot_world.splits``, the rule ``lerobot-train
+--dataset.eval_split`` uses) -> quantise every frame with the same module the policy carries ->
+write the table to a temp dir beside ``--output_dir`` and move it into place.
+
+Example:
+    lerobot-world tokenize --dataset.repo_id=HuggingFaceVLA/libero --dataset.root=/data/libero \\
+        --encoder=pixel_pca --vocab_size=1024 --output_dir=/data/libero_world_tokens
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lerobot_world.splits import DEFAULT_EVAL_SPLIT, DatasetArgs
+
+DEFAULT_IMAGE_KEY = "observation.images.image"
+
+
+@dataclass
+class TokenizeConfig:
+    dataset: DatasetArgs = field(default_factory=DatasetArgs)
+    # Where the table directory goes (required). Written atomically; never overwrites a different table.
+    output_dir: str | None = None
+    # 'pixel_pca' (offline, no weights), a Hugging Face model id (facebook/dinov2-small, ...;
+    # aliases dinov2_small, dinov2_base, siglip_base) or a local save_pretrained directory.
+    encoder: str = "pixel_pca"
+    # Codebook size V.
+    vocab_size: int = 256
+    # Camera whose frames are tokenized.
+    image_key: str = DEFAULT_IMAGE_KEY
+    # Held-out fraction per task (lerobot_world.splits); the codebook is fitted on the rest.
+    eval_split: float = DEFAULT_EVAL_SPLIT
+    seed: int = 0
+    # Baselines P(w_t = w_{t+k}) and bigram are reported for k = 1..max_horizon.
+    max_horizon: int = 8
+    # pixel_pca: side of the area-downsampled image, and PCA (whitened) dimensions.
+    pixel_size: int = 16
+    pca_dim: int = 64
+    # k-means: Lloyd iteration cap.
+    kmeans_iters: int = 50
+    batch_size: int = 64
+    # 'auto' = cuda when available, else cpu.
+    device: str = "auto"
+    num_workers: int = 2
+    # LeRobot video backend (None = LeRobot's default).
+    video_backend: str | None = None
+
+    def settings(self) -> dict:
+        """Everything that determines the table's content (not where or how fast it was computed)."""
+        s = {k: getattr(self, k) for k in ("encoder", "vocab_size", "image_key", "eval_split", "seed", "max_horizon", "kmeans_iters")}
+        if self.encoder == "pixel_pca":
+            s.update(pixel_size=self.pixel_size, pca_dim=self.pca_dim)
+        return s
+
+
+class _CameraFrames:
+    """Map-style dataset over one camera's frames, decoded by LeRobot exactly as ``dataset[i][key]``.
+
+    For video keys it calls LeRobot's own per-item video query with only this camera (the other
+    cameras are not decoded: half the work on a two-camera dataset); tests check the frames equal
+    ``dataset[i][key]``. Image-storage keys go through ``dataset[i]``.
+    """
+
+    def __init__(self, ds, key: str):
+        self.ds, self.key = ds, key
+        cols = ds.hf_dataset.with_format("numpy", columns=["index", "episode_index", "timestamp"])[:]
+        self.index = cols["index"].astype("int64")
+        self.episode_index = cols["episode_index"].astype("int64")
+        self.timestamp = cols["timestamp"]
+        reader = getattr(ds, "reader", None)
+        self.video = key in ds.meta.video_keys and hasattr(reader, "_query_videos")
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        if self.video:
+            ts = float(self.timestamp[i])  # same float as LeRobot's item["timestamp"].item()
+            frame = self.ds.reader._query_videos({self.key: [ts]}, int(self.episode_index[i]))[self.key]
+        else:
+            frame = self.ds[i][self.key]
+        return frame, int(self.index[i]), int(self.episode_index[i])
+
+
+def _fail(msg: str):
+    raise ValueError(msg)
+
+
+def _check_output_dir(out: Path, settings: dict, fingerprint: str, repo_id: str) -> bool:
+    """True if ``out`` already holds this exact table; ValueError if it holds anything else."""
+    from lerobot_world.token_table import META_FILE, TABLE_FILES
+
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        _fail(f"--output_dir={out} exists and is not a directory; expected a new or empty directory for the table")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return False
+    if set(TABLE_FILES) <= set(entries):
+        try:
+            meta = json.loads((out / META_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+        same = (
+            meta.get("settings") == settings
+            and meta.get("fingerprint") == fingerprint
+            and meta.get("dataset", {}).get("repo_id") == repo_id
+            and set(entries) == set(TABLE_FILES)
+        )
+        if same:
+            return True
+        diff = [k for k in settings if meta.get("settings", {}).get(k) != settings[k]]
+        why = f"settings differ ({', '.join(diff)})" if diff else "it was made from different dataset contents"
+        _fail(f"--output_dir={out} already holds a different world-token table ({why}); choose another --output_dir or delete it")
+    _fail(f"--output_dir={out} is not empty and does not hold a world-token table (found {', '.join(entries[:5])}); expected a new or empty directory")
+
+
+def tokenize(cfg: TokenizeConfig) -> Path:
+    """Run the whole pipeline; returns the table directory. Bad input -> ValueError (one sentence)."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from lerobot_world.kmeans import kmeans_fit, resolve_device
+    from lerobot_world.splits import split_dataset
+    from lerobot_world.token_table import dataset_fingerprint, token_stats, write_table
+    from lerobot_world.world_tokenizer import WorldTokenizer, make_encoder, resolve_encoder_name
+
+    # --- cheap checks first: nothing is decoded or loaded before the inputs are known good --------
+    if not cfg.output_dir:
+        _fail("--output_dir is required (the directory the token table is written to)")
+    if cfg.vocab_size < 2:
+        _fail(f"--vocab_size={cfg.vocab_size} is too small; expected an integer >= 2")
+    if cfg.max_horizon < 1:
+        _fail(f"--max_horizon={cfg.max_horizon}; expected an integer >= 1")
+    if cfg.batch_size < 1 or cfg.num_workers < 0 or cfg.kmeans_iters < 1:
+        _fail(f"--batch_size, --kmeans_iters must be >= 1 and --num_workers >= 0, got {cfg.batch_size}, {cfg.kmeans_iters}, {cfg.num_workers}")
+    kind, _ = resolve_encoder_name(cfg.encoder)
+    device = resolve_device(cfg.device)
+    out = Path(cfg.output_dir).expanduser().resolve()
+
+    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+
+    root = Path(cfg.dataset.root).expanduser() if cfg.dataset.root else None
+    if root is not None and not (root / "meta" / "info.json").is_file():
+        _fail(f"--dataset.root={root} is not a LeRobot dataset (no meta/info.json there)")
+    try:
+        meta = LeRobotDatasetMetadata(cfg.dataset.repo_id, root=root)
+    except Exception as e:
+        _fail(f"could not open dataset {cfg.dataset.repo_id!r} (root {root}): {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
+    cameras = list(meta.camera_keys)
+    if cfg.image_key not in cameras:
+        _fail(f"--image_key={cfg.image_key!r} is not a camera of dataset {cfg.dataset.repo_id}; expected one of {cameras}")
+    split = split_dataset(meta, cfg.eval_split)
+    lengths = dict(zip(map(int, meta.episodes["episode_index"]), map(int, meta.episodes["length"]), strict=True))
+    n_train_frames = sum(lengths[e] for e in split.train)
+    if cfg.vocab_size > n_train_frames:
+        _fail(f"--vocab_size={cfg.vocab_size} exceeds the {n_train_frames} frames of the {len(split.train)} training episodes; expected at most {n_train_frames}")
+    fingerprint = dataset_fingerprint(meta)
+    settings = cfg.settings()
+    if _check_output_dir(out, settings, fingerprint, cfg.dataset.repo_id):
+        print(f"{out} already holds this table (same settings, same dataset fingerprint {fingerprint[:12]}); leaving it unchanged.")
+        return out
+
+    t0 = time.time()
+    encoder = make_encoder(cfg.encoder, pixel_size=cfg.pixel_size, pca_dim=cfg.pca_dim)
+    encoder.to(device)
+
+    # --- 1. frozen encoder features of every frame -------------------------------------------------
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset(cfg.dataset.repo_id, root=root, video_backend=cfg.video_backend, return_uint8=True)
+    frames = _CameraFrames(ds, cfg.image_key)
+    n = len(frames)
+    loader = DataLoader(frames, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
+    feats = index = episode_index = None
+    filled = torch.zeros(n, dtype=torch.bool)
+    with torch.no_grad():
+        for imgs, idx, ep in tqdm(loader, desc=f"encode {cfg.image_key} ({cfg.encoder}, {device.type})", unit="batch"):
+            f = encoder.features(imgs.to(device)).cpu()
+            if feats is None:
+                feats = torch.empty(n, f.shape[1], dtype=torch.float64)
+                index = torch.full((n,), -1, dtype=torch.long)
+                episode_index = torch.full((n,), -1, dtype=torch.long)
+            if int(idx.max()) >= n or int(idx.min()) < 0:
+                _fail(f"dataset {cfg.dataset.repo_id} has frame index {int(idx.max())} outside 0..{n - 1}; expected contiguous global indices")
+            feats[idx], index[idx], episode_index[idx], filled[idx] = f, idx, ep, True
+    if not bool(filled.all()):
+        _fail(f"dataset {cfg.dataset.repo_id} frame indices do not cover 0..{n - 1}; expected one frame per global index")
+    t_encode = time.time() - t0
+
+    # --- 2. fit the projection and the codebook on training frames only ---------------------------
+    train_mask = torch.isin(episode_index, torch.tensor(split.train, dtype=torch.long))
+    encoder.fit(feats[train_mask])
+    encoder.to(device)
+    emb = torch.cat([encoder.project(feats[s : s + 65536].to(device)).cpu() for s in range(0, n, 65536)])
+    t1 = time.time()
+    km = kmeans_fit(emb[train_mask], cfg.vocab_size, seed=cfg.seed, max_iter=cfg.kmeans_iters, device=device)
+    t_kmeans = time.time() - t1
+    tokenizer = WorldTokenizer(encoder, cfg.vocab_size).to(device)
+    tokenizer.codebook.copy_(km.centroids.double())
+    # Tokens: the module's own quantize() (forward == quantize(embed(x)), float64).
+    tokens = torch.cat([tokenizer.quantize(emb[s : s + 65536].to(device)).cpu() for s in range(0, n, 65536)])
+    tokenizer.cpu()
+
+    # --- 3. statistics and the table -----------------------------------------------------------------
+    stats = token_stats(tokens, episode_index, split.train, split.heldout, cfg.vocab_size, cfg.max_horizon)
+    table_meta = {
+        "dataset": {
+            "repo_id": cfg.dataset.repo_id,
+            "root": str(Path(meta.root).resolve()),
+            "total_frames": int(meta.total_frames),
+            "total_episodes": int(meta.total_episodes),
+            "fps": int(meta.fps),
+        },
+        "fingerprint": fingerprint,
+        "encoder": cfg.encoder,
+        "image_key": cfg.image_key,
+        "vocab_size": cfg.vocab_size,
+        "embed_dim": int(encoder.out_dim),
+        "settings": settings,
+        "split": split.to_dict(),
+        "fit": {"frames": int(train_mask.sum()), "episodes": split.train},
+        "kmeans": {
+            "n_iter": km.n_iter,
+            "converged": km.converged,
+            "inertia_per_frame": km.inertia / max(1, int(train_mask.sum())),
+            "reseeded_empty_clusters": km.n_reseeded,
+        },
+        "stats": stats,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write_table(tmp, tokenizer, index, episode_index, tokens, table_meta)
+        if out.exists():  # re-check right before the move: only an empty dir may be replaced
+            if _check_output_dir(out, settings, fingerprint, cfg.dataset.repo_id):
+                shutil.rmtree(tmp)
+                return out
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _print_summary(out, table_meta, t_encode, t_kmeans, n)
+    return out
+
+
+def _print_summary(out: Path, m: dict, t_encode: float, t_kmeans: float, n: int) -> None:
+    s, v = m["stats"], m["vocab_size"]
+    print(f"\nworld-token table written to {out}")
+    print(f"  dataset {m['dataset']['repo_id']}: {n} frames, {m['dataset']['total_episodes']} episodes, camera {m['image_key']}")
+    print(f"  encoder {m['encoder']} (dim {m['embed_dim']}), vocab {v}; fit on {m['fit']['frames']} frames of {len(m['split']['train'])} training episodes, "
+          f"{len(m['split']['heldout'])} held out (eval_split={m['split']['eval_split']})")
+    print(f"  encode {t_encode:.1f} s ({n / max(t_encode, 1e-9):.0f} frames/s), k-means {t_kmeans:.1f} s ({m['kmeans']['n_iter']} iterations, converged={m['kmeans']['converged']})")
+    for name in ("train", "heldout"):
+        u = s[name]
+        print(f"  {name:<8} usage {u['used_codes']}/{v} ({100 * u['usage']:.1f}%), perplexity {u['perplexity']:.1f}, dead codes {u['dead_codes']}")
+    print("  held-out baselines   k: " + " ".join(f"{h['k']:>6}" for h in s["horizons"]))
+    for key, label in (("copy", "copy P(w_t=w_t+k)"), ("bigram_top1", "bigram top-1"), ("bigram_top5", "bigram top-5")):
+        vals = " ".join(f"{h[key]:6.3f}" if h[key] is not None else "     -" for h in s["horizons"])
+        print(f"  {label:<22} {vals}")
+    print(f"  meta: {out / 'meta.json'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import draccus
+
+    cfg = draccus.parse(TokenizeConfig, args=sys.argv[1:] if argv is None else argv)
+    try:
+        tokenize(cfg)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
