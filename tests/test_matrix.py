@@ -1,0 +1,246 @@
+"""Presets and the matrix runner: command construction (parsed by LeRobot's own draccus config),
+run expansion/order, table sharing, resume state, and (slow) a real matrix killed and resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_POLICY_FLAGS, TOY_EVAL_SPLIT, TOY_REPO_ID
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _parse_train_args(args: list[str]):
+    """Parse lerobot-train flags into LeRobot's TrainPipelineConfig exactly as lerobot-train's draccus does."""
+    import draccus
+    from lerobot.configs.train import TrainPipelineConfig
+
+    import lerobot_policy_world_vla  # noqa: F401 - registers world_vla like plugin discovery does
+
+    assert args[0] == "lerobot-train"
+    return draccus.parse(TrainPipelineConfig, args=args[1:])
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# presets
+# ------------------------------------------------------------------------------------------------
+
+
+def test_cpu_preset_is_the_measured_configuration():
+    from lerobot_world.presets import load_preset
+
+    p = load_preset("cpu_small")
+    assert (p.policy["dim_model"], p.policy["n_encoder_layers"], p.policy["chunk_size"]) == (256, 2, 20)
+    assert p.train["batch_size"] == 16
+    # Offline by default (DESIGN §6): no weight download, no Hub push, wandb not forced online.
+    assert p.policy["pretrained_backbone_weights"] is None and p.policy["push_to_hub"] is False
+    assert p.train["wandb.mode"] == "offline"
+
+
+@pytest.mark.parametrize("name", ["cpu_small", "gpu_libero"])
+def test_preset_command_parses_as_lerobot_train_config(name, tmp_path):
+    """Issue 8 Must-show 2: the preset dry-runs into a command that LeRobot's config parser accepts."""
+    from lerobot_world.presets import load_preset, train_args
+
+    preset = load_preset(name)
+    args = ["lerobot-train", *train_args(preset, {"policy.variant": "C", "dataset.repo_id": "x/y"})]
+    cfg = _parse_train_args(args + [f"--output_dir={tmp_path / 'o'}"])
+    assert cfg.policy.type == "world_vla" and cfg.policy.variant == "C"
+    for key, value in preset.policy.items():
+        if key not in ("type", "device"):  # LeRobot itself falls back from cuda to cpu here
+            assert getattr(cfg.policy, key) == value, key
+    assert cfg.steps == preset.train["steps"] and cfg.batch_size == preset.train["batch_size"]
+
+
+def test_gpu_preset_is_full_scale_libero():
+    from lerobot_world.presets import load_preset
+
+    p = load_preset("gpu_libero")
+    assert p.train["dataset.repo_id"] == "HuggingFaceVLA/libero"
+    assert p.policy["pretrained_backbone_weights"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert "dinov2" in p.tokenize["encoder"]
+    assert "estimate" in p.expected["source"].lower() and p.expected["hours_per_run"]
+
+
+def test_bad_preset_keys_name_the_value(tmp_path):
+    from lerobot_world.presets import PresetError, load_preset
+
+    with pytest.raises(PresetError, match="policy.dimm_model"):
+        load_preset("cpu_small", {"policy.dimm_model": 3})
+    with pytest.raises(PresetError, match="wandb.bogus"):
+        load_preset("cpu_small", {"wandb.bogus": 1})
+    with pytest.raises(PresetError, match="no_such_preset"):
+        load_preset("no_such_preset")
+    bad = _write(tmp_path / "p.json", json.dumps({"policy": {"type": "act"}}))
+    with pytest.raises(PresetError, match="'act'"):
+        load_preset(bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# matrix planning (no training)
+# ------------------------------------------------------------------------------------------------
+
+SWEEP_YAML = """
+name: sweep_test
+preset: cpu_small
+dataset: {repo_id: local/toy, root: /data/toy}
+variants: [A, B, C, C_no_world_input]
+seeds: [0, 1]
+extra_seeds: {C: [2]}
+sweeps:
+  - {key: future_offset, values: [4], variants: [C, C_no_world_input]}
+  - {key: world_vocab_size, values: [16]}
+  - {key: lambda_world, values: [0.5]}
+wandb: {enable: true, mode: offline, project: p}
+eval_offline: {enable: true}
+"""
+
+
+def test_matrix_expansion_order_tables_and_commands(tmp_path):
+    from lerobot_world.matrix import load_config, make_plan, write_reproduce
+
+    cfg = load_config(_write(tmp_path / "m.yaml", SWEEP_YAML), [f"--output_dir={tmp_path / 'out'}"])
+    plan = make_plan(cfg)
+    names = [r.name for r in plan.runs]
+    # Seed 0 of all four arms first, then other seeds, then the sweeps.
+    assert names[:4] == ["A_s0", "B_s0", "C_s0", "C_no_world_input_s0"]
+    assert names[4:9] == ["A_s1", "B_s1", "C_s1", "C_no_world_input_s1", "C_s2"]
+    assert set(names[9:]) == {
+        "C_s0_K4", "C_no_world_input_s0_K4",
+        "B_s0_V16", "C_s0_V16", "C_no_world_input_s0_V16",
+        "B_s0_lw0.5", "C_s0_lw0.5", "C_no_world_input_s0_lw0.5",
+    }
+    # One table per (dataset, encoder, vocab), shared: the preset's V=64 and the swept V=16.
+    assert sorted(p.name for p in plan.tables.values()) == ["local-toy__pixel_pca__v16", "local-toy__pixel_pca__v64"]
+    assert plan.parallel == 1  # CPU preset: sequential
+
+    by_name = {r.name: r for r in plan.runs}
+    c = _parse_train_args(plan.train_command(by_name["C_s0_K4"]))
+    assert (c.policy.variant, c.policy.future_offset, c.seed, c.job_name) == ("C", 4, 0, "C_s0_K4")
+    assert c.policy.world_tokens.endswith("v64") and c.wandb.enable and c.wandb.mode == "offline"
+    v16 = _parse_train_args(plan.train_command(by_name["B_s0_V16"]))
+    assert v16.policy.world_tokens.endswith("v16") and v16.policy.world_vocab_size == 16
+    a = _parse_train_args(plan.train_command(by_name["A_s1"]))
+    assert a.policy.world_tokens is None and a.seed == 1
+    assert plan.train_env(by_name["A_s1"]) == {"WANDB_RUN_GROUP": "sweep_test"}
+    tok = plan.tokenize_command(next(iter(plan.tables)), tmp_path / "t")
+    assert "--eval_split=0.2" in tok and "--dataset.root=/data/toy" in tok  # same split as lerobot-train
+
+    text = write_reproduce(plan).read_text()
+    assert text.count("lerobot-world tokenize") == 2
+    assert text.count("lerobot-train --policy.type=world_vla") == len(plan.runs)
+    assert "WANDB_RUN_GROUP=sweep_test lerobot-train" in text and "lerobot-world eval-offline" in text
+
+
+@pytest.mark.parametrize(
+    "yaml, match",
+    [
+        ("name: x\ndataset: {repo_id: a/b}\nvariants: [A, D]\n", "'D'"),
+        ("name: x\ndataset: {repo_id: a/b}\nsweeps: [{key: dim_modell, values: [1]}]\n", "dim_modell"),
+        ("name: x\nvariants: [A]\n", "dataset.repo_id"),
+        ("name: x\ndataset: {repo_id: a/b}\npreset: nope\n", "nope"),
+    ],
+)
+def test_matrix_bad_config_one_clear_error(yaml, match, tmp_path):
+    from lerobot_world.matrix import main
+
+    with pytest.raises(SystemExit) as e:
+        main([f"--config={_write(tmp_path / 'm.yaml', yaml)}", "--dry_run"])
+    assert match in str(e.value)
+
+
+def test_train_status_from_checkpoints(tmp_path):
+    from lerobot_world.matrix import load_config, make_plan, train_status
+
+    yaml = SWEEP_YAML + "overrides: {steps: '10'}\n"
+    cfg = load_config(_write(tmp_path / "m.yaml", yaml), [f"--output_dir={tmp_path / 'o'}"])
+    plan = make_plan(cfg)
+    run = plan.runs[0]
+    train = run.dir(plan.root) / "train"
+    assert train_status(plan, run) == "new"
+    train.mkdir(parents=True)
+    assert train_status(plan, run) == "restart"  # died before its first checkpoint
+
+    def ckpt(step):
+        d = train / "checkpoints" / f"{step:06d}"
+        (d / "training_state").mkdir(parents=True)
+        (d / "pretrained_model").mkdir()
+        (d / "training_state" / "training_step.json").write_text(json.dumps({"step": step}))
+        last = train / "checkpoints" / "last"
+        last.unlink(missing_ok=True)
+        last.symlink_to(d.name)
+
+    ckpt(5)
+    assert train_status(plan, run) == "resume"
+    assert plan.resume_command(run)[1].endswith("checkpoints/last/pretrained_model/train_config.json")
+    ckpt(10)
+    assert train_status(plan, run) == "done"
+
+
+# ------------------------------------------------------------------------------------------------
+# slow: a real matrix, killed in the middle, resumed (issue 6 Must-show 2)
+# ------------------------------------------------------------------------------------------------
+
+
+def _tiny_overrides() -> str:
+    items = {f.split("=")[0][2:]: f.split("=", 1)[1] for f in TINY_POLICY_FLAGS}
+    items.update({"steps": "6", "save_freq": "2", "log_freq": "2", "batch_size": "4", "num_workers": "0",
+                  "dataset.eval_split": str(TOY_EVAL_SPLIT), "tokenize.vocab_size": "8"})
+    return "\n".join(f"  {k}: '{v}'" for k, v in items.items())
+
+
+@pytest.mark.slow
+def test_matrix_killed_resumes_without_redoing_finished_runs(toy_dataset_root, tmp_path):
+    config = _write(tmp_path / "m.yaml", f"""
+name: resume_test
+output_dir: {tmp_path / 'out'}
+preset: cpu_small
+dataset: {{repo_id: {TOY_REPO_ID}, root: {toy_dataset_root}}}
+variants: [A, C]
+seeds: [0]
+progress_every_s: 5
+overrides:
+{_tiny_overrides()}
+""")
+    exe = [sys.executable, "-m", "lerobot_world.cli", "matrix", f"--config={config}"]
+    out = tmp_path / "out"
+    proc = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # Kill the whole matrix (runner + trainer) once C has written a checkpoint short of its 6 steps.
+    deadline = time.time() + 900
+    c_last = out / "runs" / "C_s0" / "train" / "checkpoints" / "last" / "training_state" / "training_step.json"
+    while time.time() < deadline and proc.poll() is None:
+        if c_last.is_file() and json.loads(c_last.read_text())["step"] < 6:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.5)
+    proc.wait()
+    first_log = proc.stdout.read()
+    assert c_last.is_file(), f"C never checkpointed before the matrix ended:\n{first_log[-3000:]}"
+    killed_at = json.loads(c_last.read_text())["step"]
+    assert killed_at < 6, "the matrix finished before it could be killed; the test proved nothing"
+    a_model = out / "runs" / "A_s0" / "train" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors"
+    a_mtime = a_model.stat().st_mtime
+
+    result = subprocess.run(exe, capture_output=True, text=True, timeout=900)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "A_s0: train done (step 6), skipped" in log
+    assert f"C_s0: resuming from step {killed_at}" in log
+    assert "table local-toy_libero__pixel_pca__v8: exists, reused" in log
+    assert a_model.stat().st_mtime == a_mtime  # A was not retrained
+    c_log = (out / "runs" / "C_s0" / "train.log").read_text()
+    assert "--resume=true" in c_log and "Resuming data order" in c_log
+    state = json.loads((out / "runs" / "C_s0" / "state.json").read_text())
+    assert state["status"] == "done" and state["checkpoint_step"] == 6
+    assert (out / "reproduce.sh").is_file()
