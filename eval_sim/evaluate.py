@@ -89,6 +89,8 @@ class EvalSimConfig:
     device: str | None = None
     # Replace an existing output_dir (otherwise an existing non-empty output_dir is an error).
     overwrite: bool = False
+    # Run eval_sim.scripted_expert (privileged simulator state) as the policy instead of --policy.path.
+    scripted_expert: bool = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,7 +136,41 @@ class LoadedPolicy:
     path: str | None = None
 
 
+class ScriptedExpertPolicy:
+    """eval_sim.scripted_expert as a :class:`SimPolicy`: one expert state machine per sub-env.
+
+    It reads object poses from the live simulator (``ctx.envs``), so it needs in-process envs.
+    """
+
+    name = "scripted_expert"
+    needs_env = True
+
+    def __init__(self, **expert_kwargs):
+        self.expert_kwargs = expert_kwargs
+        self.experts: list = []
+
+    def reset(self) -> None:
+        self.experts = []  # rebuilt at the first step of the batch, once the envs are reset
+
+    def __call__(self, observation: dict, ctx: StepContext) -> np.ndarray:
+        from eval_sim.scripted_expert import ScriptedExpert
+
+        if ctx.envs is None:
+            raise EvalSimError("the scripted expert reads the simulator directly: it needs --use_async_envs=false.")
+        if not self.experts:
+            self.experts = [ScriptedExpert(**self.expert_kwargs) for _ in ctx.envs]
+            for e in self.experts:
+                e.reset()
+        out = np.zeros((len(ctx.envs), 7), dtype=np.float32)
+        out[:, 6] = -1.0
+        for i, (expert, env) in enumerate(zip(self.experts, ctx.envs, strict=True)):
+            if not ctx.done[i]:  # a finished sub-env is frozen by the harness; its action is ignored
+                out[i] = expert.act(env)
+        return out
+
+
 def _register_plugins() -> None:
+    import lerobot.policies  # noqa: F401 - registers the built-in policy configs (act, diffusion, ...)
     from lerobot.utils.import_utils import register_third_party_plugins
 
     register_third_party_plugins()
@@ -313,15 +349,12 @@ class _Runner:
 
 def prepare_libero() -> None:
     """Make `import libero.libero` work offline and without a stdin prompt (config.yaml + verified assets)."""
+    from eval_sim.libero_assets import LiberoAssetsError, ensure_libero_ready
+
     try:
-        from eval_sim import libero_assets
-    except ImportError:
-        return
-    for name in ("ensure_libero_ready", "prepare", "ensure_ready", "setup_for_import"):
-        fn = getattr(libero_assets, name, None)
-        if callable(fn):
-            fn()
-            return
+        ensure_libero_ready(quiet=True)
+    except LiberoAssetsError as e:
+        raise EvalSimError(str(e)) from e
 
 
 def _goal_state_of(libero_env) -> list[tuple[str, bool]]:
@@ -387,12 +420,6 @@ def _successes(info: dict, n: int) -> np.ndarray:
     if "is_success" in info:
         return np.asarray(info["is_success"], dtype=bool).reshape(n)
     return np.zeros(n, dtype=bool)
-
-
-def _to_uint8_hwc(img) -> np.ndarray:
-    """(C, H, W) float [0, 1] tensor -> (H, W, C) uint8, i.e. what the policy saw."""
-    a = img.detach().cpu().numpy() if hasattr(img, "detach") else np.asarray(img)
-    return (np.clip(a.transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def validate_env_request(env_cfg, n_episodes: int, init_state_start: int) -> dict[str, list[int]]:
@@ -483,9 +510,10 @@ def run_task(
     """Run ``n_episodes`` of one task through its vector env; return one record per episode."""
     from lerobot.envs import preprocess_observation
     from lerobot.envs.utils import NEW_ROLLOUT_OPTION
+    from lerobot.utils.utils import inside_slurm
     from tqdm import trange
 
-    from eval_sim.video import VideoWriter, compose_frame
+    from eval_sim.video import VideoWriter
 
     B = vec.num_envs
     is_sync = hasattr(vec, "envs")
@@ -528,10 +556,11 @@ def run_task(
                     world = (o, p, k) if o is not None else None
                 label = f"{suite} t{task_id} ep{ep_ids[i]} init{init_ids[i]}"
                 lines = _episode_lines(label, min(step, length[i]), max_steps, success[i], done[i], world)
-                img2 = _to_uint8_hwc(observation[WRIST_KEY][i]) if WRIST_KEY in observation else None
-                w.append(compose_frame(_to_uint8_hwc(observation[AGENT_KEY][i]), img2, lines))
+                # tensors of this step's observation: LeRobot's processors never modify them in place
+                img2 = observation[WRIST_KEY][i] if WRIST_KEY in observation else None
+                w.append_views(observation[AGENT_KEY][i], img2, lines)
 
-        steps = trange(max_steps, desc=f"{suite} task {task_id} episodes {first}-{first + B - 1}", leave=False, disable=None)
+        steps = trange(max_steps, desc=f"{suite} task {task_id} episodes {first}-{first + B - 1}", leave=False, disable=inside_slurm())
         step = 0
         try:
             while step < max_steps and not done.all():
@@ -581,9 +610,11 @@ def run_task(
             if writers:  # last observation of the episodes still recording
                 observation = runner.env_pre({**preprocess_observation(raw_obs), "task": tasks})
                 frames(observation, step, final=True)
+                for i in list(writers):
+                    writers.pop(i).close()
             timing.harness_s += time.perf_counter() - t0
         finally:
-            for w in writers.values():
+            for w in writers.values():  # only after an error
                 w.close()
 
         goal = list(vec.call("eval_sim_goal_state"))
@@ -709,9 +740,14 @@ def evaluate(
     """
     from lerobot.envs import close_envs, make_env
     from lerobot.utils.random_utils import set_seed
+    from lerobot.utils.utils import inside_slurm
     from tqdm import tqdm
 
     _validate_cfg(cfg)
+    if policy is None and cfg.scripted_expert:
+        if policy_path:
+            raise EvalSimError("--scripted_expert=true and --policy.path are exclusive: pass one policy.")
+        policy = ScriptedExpertPolicy()
     if policy is None and not policy_path:
         raise EvalSimError("no policy given: pass --policy.path=CHECKPOINT_DIR (a lerobot-train pretrained_model directory).")
 
@@ -744,7 +780,7 @@ def evaluate(
         episodes: list[dict] = []
         max_steps = None
         n_total = sum(len(v) for v in requested.values()) * cfg.n_episodes_per_task
-        with tqdm(total=n_total, desc="eval_sim episodes", unit="ep", disable=None) as bar:
+        with tqdm(total=n_total, desc="eval_sim episodes", unit="ep", disable=inside_slurm()) as bar:
             for suite, ids in requested.items():
                 for tid in ids:
                     vec = envs[suite][tid]
@@ -965,6 +1001,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     except Exception as e:  # noqa: BLE001
         sys.exit(f"error: {e}")
     env_size_given = any(a.startswith(("--env.observation_height", "--env.observation_width")) for a in rest)
+    if cfg.scripted_expert and not env_size_given:  # no checkpoint to take the size from: the dataset schema's
+        cfg.env = _rebuild_env_cfg(cfg.env, observation_height=256, observation_width=256)
     command = "lerobot-world eval-sim " + shlex.join(argv)
     try:
         results = evaluate(

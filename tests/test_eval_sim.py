@@ -144,3 +144,180 @@ def test_bad_cli_input_is_one_clear_sentence(tmp_path):
         main([f"--output_dir={tmp_path / 'o'}"])
     assert "--policy.path" in str(e.value)
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Real LIBERO rollouts (slow): tiny checkpoints trained by lerobot-train on a LIBERO-schema dataset
+# ----------------------------------------------------------------------------------------------------
+
+SIM_REPO_ID = "local/evs_libero_object_t0"
+SIM_IMAGE = 32
+SIM_STEPS = 25
+
+
+@pytest.fixture(scope="module")
+def libero_task0_text() -> str:
+    from eval_sim.evaluate import prepare_libero
+
+    prepare_libero()
+    from libero.libero import benchmark
+
+    return benchmark.get_benchmark_dict()["libero_object"]().get_task(0).language
+
+
+@pytest.fixture(scope="module")
+def sim_dataset_root(tmp_path_factory, libero_task0_text) -> Path:
+    """Two toy episodes in the LIBERO schema whose task string is libero_object task 0's instruction
+    (world_vla refuses instructions it was not trained on; ACT ignores the task)."""
+    from lerobot.configs.video import RGBEncoderConfig
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from lerobot_world.toy_dataset import libero_features, toy_episode
+
+    root = tmp_path_factory.mktemp("evs_sim") / "ds"
+    ds = LeRobotDataset.create(
+        repo_id=SIM_REPO_ID, fps=20, features=libero_features(SIM_IMAGE), root=root, robot_type="panda",
+        use_videos=True, rgb_encoder=RGBEncoderConfig(vcodec="h264", preset="ultrafast", crf=18, g=2),
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        for frame in toy_episode(0, rng, SIM_IMAGE):
+            ds.add_frame({**frame, "task": libero_task0_text})
+        ds.save_episode()
+    ds.finalize()
+    return root
+
+
+def _train(policy_args: list[str], root: Path, out: Path, world: bool) -> Path:
+    from conftest import TINY_POLICY_FLAGS, lerobot_train
+
+    tiny = TINY_POLICY_FLAGS if world else [f for f in TINY_POLICY_FLAGS if "world" not in f and "future_offset" not in f]
+    result = lerobot_train(
+        [*policy_args, f"--dataset.repo_id={SIM_REPO_ID}", f"--dataset.root={root}", f"--output_dir={out}",
+         "--steps=2", "--batch_size=4", "--save_freq=2", "--num_workers=0", "--wandb.enable=false", "--seed=0", *tiny],
+        cwd=out.parent,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return out / "checkpoints" / "last" / "pretrained_model"
+
+
+@pytest.fixture(scope="module")
+def act_checkpoint(sim_dataset_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("evs_act") / "run"
+    return _train(["--policy.type=act", "--policy.pretrained_backbone_weights=null"], sim_dataset_root, out, world=False)
+
+
+@pytest.fixture(scope="module")
+def world_vla_checkpoint(sim_dataset_root, tmp_path_factory) -> Path:
+    from lerobot_world.cli import main as cli
+
+    base = tmp_path_factory.mktemp("evs_wv")
+    table = base / "table"
+    cli(["tokenize", f"--dataset.repo_id={SIM_REPO_ID}", f"--dataset.root={sim_dataset_root}", "--vocab_size=8",
+         "--eval_split=0.25", f"--output_dir={table}", "--num_workers=0"])
+    return _train(["--policy.type=world_vla", "--policy.variant=C", f"--policy.world_tokens={table}",
+                   "--dataset.eval_split=0.25"], sim_dataset_root, base / "run", world=True)
+
+
+def _eval_sim(ckpt: Path, out: Path, *extra: str) -> dict:
+    from lerobot_world.cli import main as cli
+
+    cli(["eval-sim", f"--policy.path={ckpt}", "--env.task=libero_object", "--env.task_ids=[0]",
+         "--n_episodes_per_task=1", f"--max_steps={SIM_STEPS}", f"--output_dir={out}", "--device=cpu", *extra])
+    return json.loads((out / "results.json").read_text())
+
+
+def _check_common_outputs(r: dict, out: Path, policy_type: str):
+    from eval_sim.video import read_frames
+
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.md", "videos"]
+    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name], "a temp dir was left behind"
+    assert r["policy"]["type"] == policy_type and r["command"].startswith("lerobot-world eval-sim --policy.path=")
+    assert r["env"]["observation_size"] == [SIM_IMAGE, SIM_IMAGE]  # the policy's training image size
+    (ep,) = r["episodes"]
+    assert (ep["suite"], ep["task_id"], ep["episode_index"], ep["init_state_id"], ep["seed"]) == ("libero_object", 0, 0, 0, r["seed"])
+    assert ep["success"] is False and ep["length"] == SIM_STEPS  # 2 training steps cannot solve the task
+    assert ep["goal_predicates"] == [{"predicate": "(in alphabet_soup_1 basket_1_contain_region)", "satisfied": False}]
+    assert ep["goal_fraction"] == 0.0 and ep["jerk"] is not None and ep["jerk"] >= 0
+    # chunk_size = n_action_steps = 10: chunks start at steps 0, 10, 20 -> boundary jumps at 10 and 20
+    assert ep["n_chunks"] == 3 and ep["chunk_jump"]["n_boundary"] == 2 and ep["chunk_jump"]["n_within"] == SIM_STEPS - 3
+    task = r["per_task"][0]
+    assert task["n_episodes"] == 1 and task["ci95"] == pytest.approx(list(metrics.wilson_interval(0, 1)))
+    assert set(task["success_within"]) == {str(t) for t in metrics.default_success_grid(SIM_STEPS)}
+    th = r["throughput"]
+    assert th["env_steps"] == SIM_STEPS and th["env_s"] > 0 and th["env_steps_per_s"] > 0
+    md = (out / "results.md").read_text()
+    assert "95% CI (Wilson)" in md and "alphabet soup" in md and ep["video"] in md
+    frames = read_frames(out / ep["video"])
+    assert frames.shape[0] == SIM_STEPS + 1  # one frame per policy step plus the final state
+    assert frames.shape[1] >= 224 and frames.shape[2] >= 2 * 224 and frames.std() > 5
+    return ep
+
+
+@pytest.mark.slow
+def test_act_checkpoint_through_eval_sim(act_checkpoint, tmp_path):
+    out = tmp_path / "act_eval"
+    r = _eval_sim(act_checkpoint, out)
+    ep = _check_common_outputs(r, out, "act")
+    assert ep["world"] is None and "world_accuracy" not in r["overall"]
+    # a world corruption on a policy without world input is refused, and nothing is written
+    from eval_sim.evaluate import main
+
+    with pytest.raises(SystemExit) as e:
+        main([f"--policy.path={act_checkpoint}", "--env.task=libero_object", "--env.task_ids=[0]",
+              "--corruption=shuffle", f"--output_dir={tmp_path / 'no'}"])
+    assert "world_vla" in str(e.value) and "'act'" in str(e.value)
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.slow
+def test_world_vla_checkpoint_through_eval_sim(world_vla_checkpoint, tmp_path):
+    out = tmp_path / "wv_eval"
+    r = _eval_sim(world_vla_checkpoint, out, "--corruption=mask")
+    ep = _check_common_outputs(r, out, "world_vla")
+    assert r["corruption"] == "mask" and r["policy"]["variant"] == "C" and r["policy"]["future_offset"] == 3
+    # predictions at steps 0, 10, 20 for t+1..t+3; all inside the 25 steps -> 3 pairs per k
+    assert ep["world"]["count"] == [3, 3, 3]
+    acc = r["overall"]["world_accuracy"]
+    assert set(acc) == {"1", "2", "3"} and all(0.0 <= v <= 1.0 for v in acc.values())
+    assert "Closed-loop world accuracy" in (out / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_bad_suite_and_task_id_are_one_sentence(act_checkpoint, tmp_path):
+    from eval_sim.evaluate import main
+
+    with pytest.raises(SystemExit) as e:
+        main([f"--policy.path={act_checkpoint}", "--env.task=libero_nope", f"--output_dir={tmp_path / 'a'}"])
+    assert "unknown LIBERO suite" in str(e.value) and "libero_object" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        main([f"--policy.path={act_checkpoint}", "--env.task=libero_object", "--env.task_ids=[10]",
+              f"--output_dir={tmp_path / 'b'}"])
+    assert "10" in str(e.value) and "0..9" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        main([f"--policy.path={act_checkpoint}", "--env.task=libero_object", "--env.task_ids=[0]",
+              "--init_state_start=45", "--n_episodes_per_task=10", f"--output_dir={tmp_path / 'c'}"])
+    assert "init states" in str(e.value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_scripted_expert_as_policy_reproduces_its_own_rollouts(tmp_path):
+    """Harness validity (issue 5, Must-show 3): the scripted expert run *as a policy* through eval_sim
+    (rendered LeRobot vector env, fixed init states, LeRobot processors) gets exactly the outcome and the
+    episode length that the expert's own physics-only rollouts get from the same init states and seeds."""
+    from eval_sim.evaluate import EvalSimConfig, ScriptedExpertPolicy, evaluate
+    from eval_sim.expert_rollout import measure
+    from lerobot.envs.configs import LiberoEnv
+
+    ids = [0, 1]
+    cfg = EvalSimConfig(
+        env=LiberoEnv(task="libero_object", task_ids=[0], observation_height=32, observation_width=32),
+        n_episodes_per_task=len(ids), output_dir=tmp_path / "expert", seed=1000, max_videos_per_task=0,
+    )
+    r = evaluate(cfg, policy=ScriptedExpertPolicy())
+    own = measure("libero_object", 0, ids, max_steps=r["env"]["max_steps"], seed=1000)
+    got = [(e["init_state_id"], e["success"], e["length"]) for e in r["episodes"]]
+    assert got == [(x["init_id"], x["success"], x["steps"]) for x in own]
+    assert all(e["success"] and e["goal_fraction"] == 1.0 for e in r["episodes"]), got
+    assert r["per_task"][0]["success_rate"] == 1.0 and r["policy"]["type"] == "scripted_expert"
