@@ -9,8 +9,8 @@ one frame gives one token on both paths.
 Why the outputs agree exactly:
 - inputs are snapped to the 8-bit grid first (``round(x * 255)``): video decoding and cameras
   produce 8-bit pixels, so float32 / float64 / uint8 versions of a frame become identical;
-- the offline encoder's area pooling is done in integer arithmetic (exact sums, one correctly
-  rounded division), so it is bit-identical for any batch size and device;
+- the offline encoder's area pooling sums integers exactly (one correctly rounded division per
+  block), so it is bit-identical for any batch size and device;
 - everything after it (PCA, distances to the codebook) is float64 and per-row; a token could only
   flip for a frame within ~1e-15 (relative) of a Voronoi boundary;
 - autocast is disabled inside the module, and it stays in eval mode.
@@ -68,37 +68,47 @@ def resolve_encoder_name(name: str) -> tuple[str, str]:
 
 
 def to_pixel_grid(images: torch.Tensor) -> torch.Tensor:
-    """[B,3,H,W] (or [3,H,W]) uint8, or float in [0, 1] -> int64 0..255 on the 8-bit grid."""
+    """[B,3,H,W] (or [3,H,W]) uint8, or float in [0, 1] -> float32 holding integers 0..255.
+
+    Float input is taken as float32 first (what LeRobotDataset and cameras give), so a frame maps
+    to the same 8-bit values whatever its dtype on the way in.
+    """
     if images.dim() == 3:
         images = images.unsqueeze(0)
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"world tokenizer expects images [B, 3, H, W], got shape {list(images.shape)}")
     if images.dtype == torch.uint8:
-        return images.long()
+        return images.float()
     if not images.is_floating_point():
         raise ValueError(f"world tokenizer expects uint8 or float images in [0, 1], got dtype {images.dtype}")
-    if images.numel():
-        lo, hi = float(images.min()), float(images.max())
-        if lo < -1e-3 or hi > 1 + 1e-3:
+    x = images.float()
+    if x.numel():
+        lo, hi = torch.aminmax(x)
+        if float(lo) < -1e-3 or float(hi) > 1 + 1e-3:
             raise ValueError(
-                f"world tokenizer expects float images in [0, 1] (raw camera pixels), got values in [{lo:.3g}, {hi:.3g}]"
+                f"world tokenizer expects float images in [0, 1] (raw camera pixels), got values in [{float(lo):.3g}, {float(hi):.3g}]"
             )
-    return (images.double() * 255.0).round_().clamp_(0, 255).long()
+    return (x * 255.0).round_().clamp_(0, 255)
 
 
 def area_pool_exact(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """Adaptive area pooling of int64 pixels [B,C,H,W] to [B,C,size,size], float64 in [0, 1].
+    """Adaptive area pooling of 8-bit pixel values [B,C,H,W] to [B,C,size,size], float64 in [0, 1].
 
-    Same block boundaries as ``F.adaptive_avg_pool2d``, but sums are exact integer cumsums and the
-    mean is one correctly rounded division, so the result is bit-identical on any device/batch.
+    Same block boundaries as ``F.adaptive_avg_pool2d``, but every block sum is an exact integer
+    (float32 sums of integers below 2^24 are exact in any order; otherwise int64 cumsums) and the
+    mean is one correctly rounded float64 division: bit-identical on any device and batch size.
     """
     h, w = pixels.shape[-2:]
+    if h % size == 0 and w % size == 0 and (h // size) * (w // size) * 255 < 2**24:
+        sums = F.avg_pool2d(pixels.float(), (h // size, w // size), divisor_override=1)
+        return sums.double() / float((h // size) * (w // size) * 255)
 
     def bounds(n):
         start = torch.tensor([(i * n) // size for i in range(size)], device=pixels.device)
         end = torch.tensor([-((-(i + 1) * n) // size) for i in range(size)], device=pixels.device)
         return start, end
 
+    pixels = pixels.long()
     (hs, he), (ws, we) = bounds(h), bounds(w)
     zero_row = pixels.new_zeros(*pixels.shape[:2], 1, w)
     ch = torch.cat([zero_row, pixels.cumsum(2)], 2)  # [B,C,H+1,W]
@@ -250,7 +260,7 @@ class HFVisionEncoder(ImageEncoder):
         return size, [float(v) for v in mean], [float(v) for v in std]
 
     def features(self, images):
-        x = to_pixel_grid(images).float() / 255.0
+        x = to_pixel_grid(images) / 255.0
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
         x = (x - self.pix_mean) / self.pix_std
         out = self.model(pixel_values=x.to(next(self.model.parameters()).dtype))
