@@ -93,7 +93,10 @@ def generate_world_model_card(policy, dataset_repo_id, model_type, license, tags
         policy, dataset_repo_id, model_type, license, list(tags or []) + extra_tags, cfg=cfg, dataset_meta=dataset_meta
     )
     card.data.world_vla = world_settings(config)
-    card.text = card.text.rstrip() + "\n\n" + world_card_section(config)
+    # Right before LeRobot's citation block (or at the end), so the arm is visible near the top.
+    section, text = world_card_section(config), card.text.rstrip()
+    at = text.find("\n## Citation")
+    card.text = (text[:at] + "\n\n" + section + text[at:]) if at >= 0 else (text + "\n\n" + section)
     return card
 
 
@@ -142,6 +145,26 @@ def _as_list(p):
 
 
 @contextmanager
+def offline_card_validation():
+    """`ModelCard.validate()` posts the card's YAML to the Hub; offline, check it locally instead
+    (the metadata must round-trip through YAML as a mapping, which is what the Hub parses)."""
+    import yaml
+    from huggingface_hub.repocard import RepoCard
+
+    def validate(self, repo_type=None):
+        data = yaml.safe_load(self.data.to_yaml())
+        if not isinstance(data, dict):
+            raise ValueError(f"model card metadata is not a YAML mapping: {data!r}")
+
+    saved = RepoCard.validate
+    RepoCard.validate = validate
+    try:
+        yield
+    finally:
+        RepoCard.validate = saved
+
+
+@contextmanager
 def local_hub(root: Path | str):
     """Redirect LeRobot's policy and processor pushes (its two HfApi references) to `root`."""
     import lerobot.policies.pretrained as pretrained
@@ -153,7 +176,8 @@ def local_hub(root: Path | str):
     saved = pretrained.HfApi, hub.HfApi
     pretrained.HfApi = hub.HfApi = make
     try:
-        yield Path(root)
+        with offline_card_validation():
+            yield Path(root)
     finally:
         pretrained.HfApi, hub.HfApi = saved
 

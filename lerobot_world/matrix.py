@@ -81,16 +81,17 @@ class StageSpec:
     extra_args: list[str] = field(default_factory=list)
 
 
+# Every run is scored with the same evaluation seed (same held-out batch order, same LIBERO init
+# states), so arms differ only by their checkpoints; the training seed is not passed on.
 DEFAULT_STAGE_COMMANDS = {
     "eval_offline": [
         "eval-offline",
         "--policy.path={checkpoint}",
         "--dataset.repo_id={dataset_repo_id}",
         "--dataset.root={dataset_root}",
-        "--eval_split={eval_split}",
         "--output_dir={stage_dir}",
     ],
-    "eval_sim": ["eval-sim", "--policy.path={checkpoint}", "--output_dir={stage_dir}", "--seed={seed}"],
+    "eval_sim": ["eval-sim", "--policy.path={checkpoint}", "--output_dir={stage_dir}"],
 }
 
 
@@ -315,7 +316,10 @@ class Plan:
 
     def resume_command(self, run: Run) -> list[str]:
         cfg_path = run.dir(self.root) / "train" / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
-        return ["lerobot-train", f"--config_path={cfg_path}", "--resume=true"]
+        # --steps: the matrix's budget wins over the saved one (a raised budget extends the run).
+        steps = self.preset.train.get("steps")
+        extra = [] if steps is None else [f"--steps={steps}"]
+        return ["lerobot-train", f"--config_path={cfg_path}", "--resume=true", *extra]
 
     def stage_command(self, run: Run, stage: str) -> list[str] | None:
         spec: StageSpec = getattr(self.cfg, stage)

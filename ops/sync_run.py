@@ -73,11 +73,15 @@ class Syncer:
         log(f"rclone {self.mode} failed (exit {result.returncode}): {result.stderr.strip()[-500:]}")
         return False
 
-    def pull(self) -> None:
+    def pull(self, required: bool = True) -> bool:
         cmd = [self.rclone, "copy", self.dst, str(self.src), "--links", *self.extra]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
-            raise SystemExit(f"error: could not copy {self.dst} back to {self.src}: {result.stderr.strip()[-500:]}")
+            msg = f"could not copy {self.dst} back to {self.src}: {result.stderr.strip()[-300:]}"
+            if required:
+                raise SystemExit(f"error: {msg}")
+            log(msg)
+        return result.returncode == 0
 
 
 def _alive(pid: int) -> bool:
@@ -176,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         watch_loop(syncer, lambda: _alive(args.pid), args.interval)
         return 0 if final_flush(syncer) else 1
     # resume: restore the run from the remote (if the local copy is gone or older), then continue it.
-    syncer.pull()
+    pulled = syncer.pull(required=False)
     cfg = syncer.src / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
     if not cfg.is_file():
-        raise SystemExit(f"error: no checkpoint to resume at {cfg} (nothing synced yet from {args.dst}?).")
+        why = "" if pulled else f"; nothing could be copied from --dst={args.dst}"
+        raise SystemExit(f"error: no checkpoint to resume at {cfg}{why}.")
     train = Path(sys.executable).parent / "lerobot-train"
     exe = str(train) if train.exists() else "lerobot-train"
     return run_under_watch(syncer, [exe, f"--config_path={cfg}", "--resume=true", *cmd], args.interval)

@@ -38,7 +38,7 @@ orig_reduce = lt.MetricsTracker.reduce_across_ranks
 
 
 def _slice(batch, sl):
-    return {k: (v[sl] if hasattr(v, "__getitem__") and not isinstance(v, str) else v) for k, v in batch.items()}
+    return {k: (v[sl] if isinstance(v, (torch.Tensor, list, tuple)) else v) for k, v in batch.items()}
 
 
 def update_policy(train_metrics, policy, batch, *args, **kwargs):
