@@ -194,6 +194,9 @@ def load_policy_config(policy_path: str, overrides: list[str] | None = None):
 
     _register_plugins()
     p = Path(policy_path)
+    if (p / "pretrained_model" / "config.json").is_file():  # a checkpoint step dir: take its pretrained_model
+        p = p / "pretrained_model"
+        policy_path = str(p)
     if p.exists() and not (p / "config.json").is_file():
         raise EvalSimError(
             f"--policy.path={policy_path} has no config.json: expected a checkpoint directory saved by "
@@ -218,6 +221,7 @@ def load_policy(policy_path: str, env_cfg, device: str | None = None, overrides:
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
     cfg = load_policy_config(policy_path, overrides)
+    policy_path = str(cfg.pretrained_path)
     cfg.device = resolve_device(device)
     policy = make_policy(cfg=cfg, env_cfg=env_cfg)
     policy.eval()
