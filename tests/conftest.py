@@ -13,6 +13,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 TOY_REPO_ID = "local/toy_libero"
+# scripts/gpu_check.sh sets LEROBOT_WORLD_TEST_DEVICE=cuda to run the same tests on a GPU.
+TEST_DEVICE = os.environ.get("LEROBOT_WORLD_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,7 @@ TINY_POLICY_FLAGS = [
     "--policy.future_offset=3",
     "--policy.world_context=2",
     "--policy.world_aux_hidden_dim=32",
-    "--policy.device=cpu",
+    f"--policy.device={TEST_DEVICE}",
     "--policy.push_to_hub=false",
 ]
 TOY_EVAL_SPLIT = 0.25

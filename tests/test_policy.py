@@ -10,7 +10,7 @@ from copy import deepcopy
 
 import pytest
 import torch
-from conftest import TINY_POLICY_FLAGS, TOY_REPO_ID, VARIANTS
+from conftest import TEST_DEVICE, TINY_POLICY_FLAGS, TOY_REPO_ID, VARIANTS
 
 from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
 from lerobot.policies.factory import get_policy_class, make_policy, make_policy_config
@@ -24,7 +24,7 @@ TINY_KWARGS = {k: int(v) for k, v in TINY_KWARGS.items()}
 
 
 def toy_policy(variant, meta, table=None, **overrides):
-    kwargs = dict(TINY_KWARGS, variant=variant, device="cpu", push_to_hub=False)
+    kwargs = dict(TINY_KWARGS, variant=variant, device=TEST_DEVICE, push_to_hub=False)
     if variant != "A":
         kwargs["world_tokens"] = str(table)
     kwargs.update(overrides)
@@ -41,8 +41,8 @@ def toy_batch(dataset, indices=(0, 5, 40, 100)):
         root=dataset.root,
         delta_timestamps={"action": [i / dataset.fps for i in range(TINY_KWARGS["chunk_size"])]},
     )
-    items = [ds[i] for i in indices]
-    return torch.utils.data.default_collate(items)
+    batch = torch.utils.data.default_collate([ds[i] for i in indices])
+    return {k: v.to(TEST_DEVICE) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_policy_class_resolution():
 
 def test_default_instantiation(meta):
     """LeRobot's generic check: the default config builds a policy from dataset features alone."""
-    cfg = make_policy_config("world_vla", device="cpu")
+    cfg = make_policy_config("world_vla", device=TEST_DEVICE)
     policy = make_policy(cfg, ds_meta=meta)
     assert policy.config.variant == "A"
     assert sorted(policy.config.tasks) == sorted(meta.tasks.index)
