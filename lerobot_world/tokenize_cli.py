@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot_world.splits import DEFAULT_EVAL_SPLIT, DatasetArgs
@@ -40,17 +40,21 @@ class TokenizeConfig:
     image_key: str = DEFAULT_IMAGE_KEY
     # Held-out fraction per task (lerobot_world.splits); the codebook is fitted on the rest.
     eval_split: float = DEFAULT_EVAL_SPLIT
+    # Seed of the k-means initialisation (same seed + same data -> same table).
     seed: int = 0
     # Baselines P(w_t = w_{t+k}) and bigram are reported for k = 1..max_horizon.
     max_horizon: int = 8
-    # pixel_pca: side of the area-downsampled image, and PCA (whitened) dimensions.
+    # pixel_pca: side of the area-downsampled image (pixel_size^2 x 3 features).
     pixel_size: int = 16
+    # pixel_pca: number of whitened PCA dimensions kept (fewer if the training frames have lower rank).
     pca_dim: int = 64
     # k-means: Lloyd iteration cap.
     kmeans_iters: int = 50
+    # Frames per encoder batch.
     batch_size: int = 64
     # 'auto' = cuda when available, else cpu.
     device: str = "auto"
+    # DataLoader workers decoding video.
     num_workers: int = 2
     # LeRobot video backend (None = LeRobot's default).
     video_backend: str | None = None
@@ -146,7 +150,7 @@ def tokenize(cfg: TokenizeConfig) -> Path:
         _fail(f"--max_horizon={cfg.max_horizon}; expected an integer >= 1")
     if cfg.batch_size < 1 or cfg.num_workers < 0 or cfg.kmeans_iters < 1:
         _fail(f"--batch_size, --kmeans_iters must be >= 1 and --num_workers >= 0, got {cfg.batch_size}, {cfg.kmeans_iters}, {cfg.num_workers}")
-    kind, _ = resolve_encoder_name(cfg.encoder)
+    resolve_encoder_name(cfg.encoder)  # unknown encoder -> ValueError before any work
     device = resolve_device(cfg.device)
     out = Path(cfg.output_dir).expanduser().resolve()
 

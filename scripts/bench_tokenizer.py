@@ -81,6 +81,8 @@ def main(argv=None):
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--dinov2", choices=["none", "tiny", "small"], default="small")
     p.add_argument("--dinov2_frames", type=int, default=128)
+    p.add_argument("--synthetic", choices=["mixture", "gaussian"], default="mixture",
+                   help="k-means data: Gaussian mixture (2V modes, like clustered embeddings) or structureless noise (worst case)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
@@ -93,14 +95,17 @@ def main(argv=None):
         res[f"dinov2_{args.dinov2}_frames_per_s"] = fps = bench_encode_dinov2(args, device)
         print(f"encode dinov2-{args.dinov2} architecture, random weights ({args.image_size}px input, {device}): {fps:.1f} frames/s")
 
-    x = synthetic_embeddings(args.frames, args.dim, n_modes=2 * args.vocab)
+    if args.synthetic == "mixture":
+        x = synthetic_embeddings(args.frames, args.dim, n_modes=2 * args.vocab)
+    else:
+        x = torch.randn(args.frames, args.dim, generator=torch.Generator().manual_seed(0))
     t = time.perf_counter()
     km = kmeans_fit(x, args.vocab, seed=0, max_iter=args.kmeans_iters, device=device)
     res["kmeans_fit_s"] = time.perf_counter() - t
     res["kmeans_n_iter"], res["kmeans_converged"] = km.n_iter, km.converged
     used = int((torch.bincount(km.labels, minlength=args.vocab) > 0).sum())
     print(
-        f"k-means fit {args.frames} x {args.dim}, V={args.vocab} on {device}: {res['kmeans_fit_s']:.1f} s "
+        f"k-means fit {args.frames} x {args.dim}, V={args.vocab} ({args.synthetic} data) on {device}: {res['kmeans_fit_s']:.1f} s "
         f"({km.n_iter} iterations, {res['kmeans_fit_s'] / km.n_iter:.2f} s/iteration incl. init, converged={km.converged}, "
         f"{used}/{args.vocab} codes used)"
     )
