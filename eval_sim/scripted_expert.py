@@ -157,7 +157,7 @@ class Subgoal:
     target_is_site: bool
 
 
-def plan_grasp(scene: Scene, obj: str, attempt: int = 0) -> Grasp:
+def plan_grasp(scene: Scene, obj: str, attempt: int = 0, ref_yaw: float | None = None) -> Grasp:
     """Choose grasp point and finger-axis yaw that fit the object and keep the hand off its neighbours."""
     c = scene.corners(obj)
     zmin, zmax = c[:, 2].min(), c[:, 2].max()
@@ -198,6 +198,8 @@ def plan_grasp(scene: Scene, obj: str, attempt: int = 0) -> Grasp:
             b = 0.5 * (_support(cxy, center, v) - _support(cxy, center, -v))
             p = center + a * u + b * v
             score = min(clearance(p, u), 0.05) - 0.5 * w
+            if ref_yaw is not None:
+                score -= 0.005 * abs((psi - ref_yaw + math.pi / 2) % math.pi - math.pi / 2)
             if best is None or score > best[0]:
                 best = (score, p, psi)
         depth = min(FINGER_DEPTH, 0.5 * (zmax - zmin))
@@ -218,6 +220,8 @@ def plan_grasp(scene: Scene, obj: str, attempt: int = 0) -> Grasp:
         cl = clearance(p + 0.5 * HAND_HALF_LEN * u, u)  # hand sticks out mostly outward
         # prefer rim points on the robot's side (robot base at -x), tie-break by clearance
         score = min(cl, 0.06) + 0.01 * (-u[0])
+        if ref_yaw is not None:  # small wrist rotations are faster and stay clear of joint limits
+            score -= 0.01 * abs((phi - ref_yaw + math.pi / 2) % math.pi - math.pi / 2)
         cands.append((score, p, phi))
     cands.sort(key=lambda t: -t[0])
     score, p, phi = cands[min(attempt, len(cands) - 1) if attempt % 2 else 0]
@@ -265,6 +269,8 @@ class ExpertState:
     last_eef: np.ndarray | None = None
     stall: int = 0
     steps: int = 0
+    yaw0: float | None = None  # finger-axis yaw at the episode start (wrist-limit reference)
+    log: list = field(default_factory=list)  # (step, subgoal index, phase entered): for debugging/reports
 
 
 class ScriptedExpert:
@@ -343,15 +349,24 @@ class ScriptedExpert:
         a[6] = grip
         return np.clip(a, -1, 1), float(np.linalg.norm(err))
 
+    def _cur_yaw(self, sc: Scene) -> float:
+        """Finger-axis yaw, unwrapped to within a half-turn of the episode's starting yaw."""
+        x = sc.eef_mat()[:, 0]
+        cur = math.atan2(x[1], x[0])
+        if self.s.yaw0 is None:
+            self.s.yaw0 = cur
+        return self.s.yaw0 + (cur - self.s.yaw0 + math.pi) % (2 * math.pi) - math.pi
+
+    def _yaw_target(self, yaw: float) -> float:
+        """The gripper is symmetric under a half-turn: pick the equivalent yaw nearest the starting yaw,
+        so successive grasps never wind the wrist into its joint limit."""
+        y0 = self.s.yaw0
+        return y0 + (yaw - y0 + math.pi / 2) % math.pi - math.pi / 2
+
     def _rot_action(self, sc: Scene, yaw: float | None) -> np.ndarray:
         r = sc.eef_mat()
-        x = r[:, 0]
-        cur = math.atan2(x[1], x[0])
-        if yaw is None:
-            yaw = cur
-        # the gripper is symmetric under a half-turn about its approach axis
-        d = (yaw - cur + math.pi / 2) % math.pi - math.pi / 2
-        psi = cur + d
+        cur = self._cur_yaw(sc)
+        psi = cur if yaw is None else self._yaw_target(yaw)
         xt = np.array([math.cos(psi), math.sin(psi), 0.0])
         zt = np.array([0.0, 0.0, -1.0])
         yt = np.cross(zt, xt)
@@ -360,11 +375,10 @@ class ScriptedExpert:
         return np.clip(w / ROT_SCALE * 1.5, -1, 1)
 
     def _yaw_err(self, sc: Scene, yaw: float) -> float:
-        x = sc.eef_mat()[:, 0]
-        cur = math.atan2(x[1], x[0])
-        return abs((yaw - cur + math.pi / 2) % math.pi - math.pi / 2)
+        return abs(self._yaw_target(yaw) - self._cur_yaw(sc))
 
     def _go(self, phase: str):
+        self.s.log.append((self.s.steps, self.s.idx, phase))
         self.s.phase = phase
         self.s.t_phase = 0
         self.s.stall = 0
@@ -372,6 +386,7 @@ class ScriptedExpert:
     def act(self, env) -> np.ndarray:
         sc = self._setup(env)
         s = self.s
+        self._cur_yaw(sc)  # fixes the starting-yaw reference on the first step
         s.steps += 1
         s.t_phase += 1
         eef = sc.eef_pos()
@@ -386,7 +401,7 @@ class ScriptedExpert:
             return self._move(sc, eef + np.array([0, 0, 0.0]), None, -1.0)[0]
         sg = s.subgoals[s.idx]
         if s.phase in ("start", "next"):
-            s.grasp = plan_grasp(sc, sg.obj, s.attempts)
+            s.grasp = plan_grasp(sc, sg.obj, s.attempts, s.yaw0)
             s.carry_z = self._carry_height(sc, sg)
         table_clear = s.carry_z
         if s.phase in ("start", "next"):
@@ -406,7 +421,7 @@ class ScriptedExpert:
             a, err = self._move(sc, above, g.yaw, -1.0)
             if (np.linalg.norm(eef[:2] - g.pos[:2]) < 0.012 and abs(eef[2] - above[2]) < 0.02
                     and self._yaw_err(sc, g.yaw) < 0.08) or s.t_phase > 80:
-                s.grasp = plan_grasp(sc, sg.obj, s.attempts)  # objects may have been nudged
+                s.grasp = plan_grasp(sc, sg.obj, s.attempts, s.yaw0)  # objects may have been nudged
                 self._go("descend")
             return a
         if s.phase == "descend":
@@ -449,7 +464,7 @@ class ScriptedExpert:
             xy, surface, release = self._target_xy_z(sc, sg)
             obj_xy = sc.body_pos(sg.obj)[:2]
             lo, _ = sc.box(sg.obj)
-            z_target = eef[2] - (lo[2] - release)
+            z_target = eef[2] - (lo[2] - release) - 0.01  # aim past the release height: no slow P-tail
             tgt = np.array([*(eef[:2] + (xy - obj_xy)), z_target])
             a, err = self._move(sc, tgt, None, 1.0, vmax=0.5)
             if self._dropped(sc, sg):
