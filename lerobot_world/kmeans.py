@@ -36,6 +36,12 @@ def _sq_dists(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor) -> torch.Ten
     return torch.addmm(c_sq.unsqueeze(0) + x_sq, x, c.T, alpha=-2.0).clamp_(min=0.0)
 
 
+def _partial_dists(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor) -> torch.Tensor:
+    """||c||^2 - 2 x.c: ranks centroids like ||x - c||^2 (||x||^2 is added back to the winners only,
+    saving two passes over the [n, k] matrix)."""
+    return torch.addmm(c_sq.unsqueeze(0), x, c.T, alpha=-2.0)
+
+
 def assign(
     x: torch.Tensor, centroids: torch.Tensor, chunk_size: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,8 +51,9 @@ def assign(
     labels = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
     dists = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
     for s in range(0, x.shape[0], chunk_size):
-        d = _sq_dists(x[s : s + chunk_size], c, c_sq)
-        dists[s : s + chunk_size], labels[s : s + chunk_size] = d.min(1)
+        xs = x[s : s + chunk_size]
+        v, labels[s : s + chunk_size] = _partial_dists(xs, c, c_sq).min(1)
+        dists[s : s + chunk_size] = (v + (xs * xs).sum(1)).clamp_(min=0.0)
     return labels, dists
 
 
@@ -91,11 +98,14 @@ def _top2(x: torch.Tensor, c: torch.Tensor, chunk_size: int):
     d1 = torch.empty(n, dtype=x.dtype, device=x.device)
     d2 = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
     for s in range(0, n, chunk_size):
-        d = _sq_dists(x[s : s + chunk_size], c, c_sq)
+        xs = x[s : s + chunk_size]
+        d = _partial_dists(xs, c, c_sq)
+        xs_sq = (xs * xs).sum(1)
         if c.shape[0] == 1:
-            d1[s : s + chunk_size], labels[s : s + chunk_size] = d[:, 0], 0
+            d1[s : s + chunk_size], labels[s : s + chunk_size] = (d[:, 0] + xs_sq).clamp_(min=0.0), 0
             continue
         v, i = torch.topk(d, 2, dim=1, largest=False, sorted=True)
+        v = (v + xs_sq.unsqueeze(1)).clamp_(min=0.0)
         labels[s : s + chunk_size], d1[s : s + chunk_size], d2[s : s + chunk_size] = i[:, 0], v[:, 0], v[:, 1]
     return labels, d1, d2
 
