@@ -4,6 +4,7 @@
         --n_episodes_per_task=10 --output_dir=outputs/eval_sim/run1 [--max_steps=280] [--batch_size=1] \\
         [--use_async_envs=false] [--seed=1000] [--init_state_start=0] [--corruption=none|random|shuffle|mask] \\
         [--video=true] [--max_videos_per_task=2] [--success_grid=[100,200]] [--device=cpu]
+    lerobot-world eval-sim --scripted_expert=true --env.task=libero_object ...   # the expert as the policy
 
 Everything on the simulator side is LeRobot's: ``make_env`` builds the vector envs, observations go
 through ``preprocess_observation`` -> LeRobot's LIBERO env processor (180-degree image flip, 8-dim

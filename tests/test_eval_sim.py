@@ -373,3 +373,53 @@ def test_policy_sees_images_in_the_orientation_of_the_recorded_demos(tmp_path):
         for other in (torch.flip(recorded, dims=[1, 2]), torch.flip(recorded, dims=[1]), torch.flip(recorded, dims=[2])):
             assert (seen - other).abs().mean() > 0.02, f"{key}: test cannot tell orientations apart"
     assert torch.allclose(cap.first["observation.state"][0], demo["observation.state"], atol=1e-5)
+
+
+class _CaptureEachBatch(_CaptureFirstObservation):
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def reset(self):
+        self.first = None
+
+    def __call__(self, observation, ctx):
+        out = super().__call__(observation, ctx)
+        if ctx.step == 0:
+            self.batches.append(self.first)
+        return out
+
+
+@pytest.mark.slow
+def test_each_episode_starts_from_its_recorded_init_state(tmp_path):
+    """results.json's init_state_id is the LIBERO init state the episode really started from, also for a
+    batch of parallel envs and an offset (LeRobot's own env would start every sub-env at 0, 1, ...)."""
+    import torch
+    from eval_sim.evaluate import EvalSimConfig, evaluate
+    from lerobot.envs import preprocess_observation
+    from lerobot.envs.configs import LiberoEnv as LiberoEnvConfig
+    from lerobot.envs.libero import LiberoEnv, _get_suite
+
+    size = 32
+    env_cfg = LiberoEnvConfig(task="libero_object", task_ids=[2], observation_height=size, observation_width=size)
+    cap = _CaptureEachBatch()
+    cfg = EvalSimConfig(env=env_cfg, n_episodes_per_task=3, batch_size=2, max_steps=1, seed=7, init_state_start=5,
+                        output_dir=tmp_path / "eval", video=False)
+    r = evaluate(cfg, policy=cap)
+    assert [(e["episode_index"], e["init_state_id"], e["seed"]) for e in r["episodes"]] == [(0, 5, 7), (1, 6, 8), (2, 7, 9)]
+    seen = torch.cat([b["observation.images.image"] for b in cap.batches])[:3]  # the last batch has a padding env
+
+    env_pre, _ = env_cfg.get_env_processors()
+    env = LiberoEnv(_get_suite("libero_object"), 2, "libero_object", observation_height=size, observation_width=size,
+                    obs_type="pixels_agent_pos")
+    try:
+        for e, init_id in enumerate([5, 6, 7]):
+            env.init_state_id = init_id
+            raw, _ = env.reset(seed=7 + e)
+            batch = {"pixels": {k: v[None] for k, v in raw["pixels"].items()}}
+            ref = env_pre({**preprocess_observation(batch), "task": [env.task_description]})["observation.images.image"][0]
+            assert torch.allclose(seen[e], ref, atol=1.5 / 255), f"episode {e} did not start from init state {init_id}"
+            others = [i for i in range(3) if i != e]
+            assert all((seen[o] - ref).abs().mean() > 1e-3 for o in others), "init states 5..7 look the same"
+    finally:
+        env.close()
