@@ -341,9 +341,9 @@ def run(cfg: DemosConfig, argv: list[str] | None = None) -> dict:
     out = Path(cfg.output_dir) if cfg.output_dir is not None else None
     if out is not None and out.exists() and cfg.overwrite:
         shutil.rmtree(out)
-    scratch = Path(tempfile.mkdtemp(prefix=".demos_tmp_", dir=(out.parent if out else None)))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".demos_tmp_", dir=(out.parent if out else None)))
     t0 = time.perf_counter()
     from tqdm import tqdm
 
