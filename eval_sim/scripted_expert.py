@@ -185,7 +185,7 @@ def plan_grasp(scene: Scene, obj: str, attempt: int = 0, ref_yaw: float | None =
         u = np.array([math.cos(psi), math.sin(psi)])
         widths.append(_support(cxy, center, u) + _support(cxy, center, -u))
     widths = np.array(widths)
-    best = None
+    cands = []
     if widths.min() < MAX_OPENING:
         # body grasp across the narrowest fitting direction, preferring free space for the hand
         for psi, w in zip(yaws, widths):
@@ -200,11 +200,16 @@ def plan_grasp(scene: Scene, obj: str, attempt: int = 0, ref_yaw: float | None =
             score = min(clearance(p, u), 0.05) - 0.5 * w
             if ref_yaw is not None:
                 score -= 0.005 * abs((psi - ref_yaw + math.pi / 2) % math.pi - math.pi / 2)
-            if best is None or score > best[0]:
-                best = (score, p, psi)
+            cands.append((score, p, psi))
+        # a failed attempt is retried once as planned, then with the next clearly different yaw
+        cands.sort(key=lambda t: -t[0])
+        distinct = []
+        for cand in cands:
+            if all(abs((cand[2] - d[2] + math.pi / 2) % math.pi - math.pi / 2) > 0.4 for d in distinct):
+                distinct.append(cand)
         depth = min(FINGER_DEPTH, 0.5 * (zmax - zmin))
         z = max(zmax - depth, zmin + 0.012)
-        _, p, psi = best
+        _, p, psi = distinct[((attempt + 1) // 2) % len(distinct)]
         return Grasp(np.array([p[0], p[1], z]), float(psi) % math.pi, rim=False)
     # rim grasp: the finger axis is radial, the grasp point just inside the rim wall; the handle of a
     # mug is where the support function sticks out, so keep away from it
