@@ -193,7 +193,6 @@ def load_policy_config(policy_path: str, overrides: list[str] | None = None):
     """The policy's saved config (draccus CLI overrides applied), with one clear error on a bad path."""
     from lerobot.configs.policies import PreTrainedConfig
 
-    _register_plugins()
     p = Path(policy_path)
     if (p / "pretrained_model" / "config.json").is_file():  # a checkpoint step dir: take its pretrained_model
         p = p / "pretrained_model"
@@ -208,6 +207,7 @@ def load_policy_config(policy_path: str, overrides: list[str] | None = None):
             f"--policy.path={policy_path} does not exist: expected a local checkpoint directory "
             "(.../pretrained_model) or, with the Hub reachable, a Hub repo id."
         )
+    _register_plugins()  # after the cheap path checks: it imports every installed policy plugin
     try:
         cfg = PreTrainedConfig.from_pretrained(policy_path, cli_overrides=list(overrides or []))
     except Exception as e:  # noqa: BLE001 - turned into one sentence for the user
