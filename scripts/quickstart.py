@@ -67,10 +67,16 @@ def main() -> None:
     print("\n[2/5] world tokens, four arms, offline and closed-loop evaluation (matrix runner)", flush=True)
     sim_args = [f"--env.task={args.suite}", f"--env.task_ids=[{args.task_id}]",
                 f"--n_episodes_per_task={args.sim_episodes}", "--max_steps=300", "--max_videos_per_task=1"]
-    run([str(BIN / "lerobot-world"), "matrix", "--config=configs/matrix/demo.yaml",
-         f"--dataset.root={data}", f"--output_dir={matrix_dir}",
-         f"--overrides.steps={args.steps}", f"--overrides.save_freq={args.steps}",
-         f"--eval_sim.extra_args={json.dumps(sim_args)}"])
+    import yaml
+
+    matrix_cfg = yaml.safe_load((ROOT / "configs" / "matrix" / "demo.yaml").read_text())
+    matrix_cfg["dataset"]["root"] = str(data)
+    matrix_cfg["output_dir"] = str(matrix_dir)
+    matrix_cfg["overrides"].update({"steps": args.steps, "save_freq": args.steps})
+    matrix_cfg["eval_sim"]["extra_args"] = sim_args
+    config_path = out / "matrix_demo.yaml"
+    config_path.write_text(yaml.safe_dump(matrix_cfg, sort_keys=False))
+    run([str(BIN / "lerobot-world"), "matrix", f"--config={config_path}"])
 
     # 3. Closed-loop world corruption for C (the arm that consumes world tokens).
     print("\n[3/5] closed-loop world corruption for C", flush=True)
