@@ -345,10 +345,12 @@ class ScriptedExpert:
         err = target - eef
         a = np.zeros(7, np.float32)
         dpos = err / POS_SCALE * 1.6
-        n = np.abs(dpos).max()
         lim = vmax * self.speed
+        # horizontal and vertical limited separately: a long descent must not starve the xy correction
+        n = np.abs(dpos[:2]).max()
         if n > lim:
-            dpos *= lim / n
+            dpos[:2] *= lim / n
+        dpos[2] = np.clip(dpos[2], -lim, lim)
         a[:3] = dpos
         a[3:6] = self._rot_action(sc, yaw)
         a[6] = grip
@@ -470,11 +472,17 @@ class ScriptedExpert:
             obj_xy = sc.body_pos(sg.obj)[:2]
             lo, _ = sc.box(sg.obj)
             z_target = eef[2] - (lo[2] - release) - 0.01  # aim past the release height: no slow P-tail
+            xy_err = float(np.linalg.norm(xy - obj_xy))
+            touching = self._touching(sg)
+            if touching and xy_err >= 0.015:
+                z_target = eef[2] + 0.01  # resting on the target's rim off-centre: lift a little and re-steer
+            elif xy_err > 0.025:
+                z_target = eef[2]  # swung off target (carry momentum): re-centre before going down
             tgt = np.array([*(eef[:2] + (xy - obj_xy)), z_target])
             a, err = self._move(sc, tgt, None, 1.0, vmax=0.5)
             if self._dropped(sc, sg):
                 return self._retry(sc, a)
-            if (lo[2] - release < 0.006 and np.linalg.norm(xy - obj_xy) < 0.012) or (s.stall > 4 and s.t_phase > 8) \
+            if ((lo[2] - release < 0.006 or touching) and xy_err < 0.015) or (s.stall > 4 and s.t_phase > 8) \
                     or s.t_phase > 60:
                 self._go("release")
             return a
@@ -495,6 +503,16 @@ class ScriptedExpert:
                 self._go("next")
             return a
         raise AssertionError(s.phase)
+
+    def _touching(self, sg: Subgoal) -> bool:
+        """Held object in contact with an object target (privileged contact check; sites have no geoms)."""
+        if sg.target_is_site:
+            return False
+        d = self._domain
+        try:
+            return bool(d.check_contact(d.get_object(sg.obj), d.get_object(sg.target)))
+        except Exception:
+            return False
 
     def _dropped(self, sc: Scene, sg: Subgoal) -> bool:
         lo, _ = sc.box(sg.obj)
