@@ -94,7 +94,8 @@ def main() -> None:
                  f"--env.task={args.suite}", f"--env.task_ids=[{args.task_id}]",
                  f"--n_episodes_per_task={args.corruption_episodes}", "--max_steps=300",
                  # Parallel envs, so that "shuffle" (a roll across the batch) swaps tokens between episodes.
-                 f"--batch_size={max(2, args.corruption_episodes)}", f"--corruption={mode}", "--max_videos_per_task=1", f"--output_dir={stage}", "--overwrite=true"],
+                 f"--batch_size={min(2, args.corruption_episodes)}", f"--corruption={mode}",
+                 "--max_videos_per_task=1", f"--output_dir={stage}", "--overwrite=true"],
                 log=run_dir / f"eval_sim_{mode}.log")
 
     # 5. The report.
