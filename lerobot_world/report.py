@@ -439,8 +439,10 @@ class ReportConfig:
     runs: list[str] = field(default_factory=list)
     output: str = "REPORT.md"
     title: str = "lerobot-world report"
-    # Free text placed under the title (e.g. the scale of the runs).
+    # Free text placed under the title (e.g. the scale of the runs), or a file holding it (draccus
+    # reads flag values as YAML, so text with ": " in it is easier to pass as a file).
     preamble: str = ""
+    preamble_file: str | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -453,8 +455,14 @@ def main(argv: list[str] | None = None) -> None:
     paths = [Path(p) for p in cfg.runs + positional]
     if not paths:
         sys.exit("error: give at least one run or matrix directory: lerobot-world report RUN... --output=REPORT.md")
+    preamble = cfg.preamble
+    if cfg.preamble_file:
+        if not Path(cfg.preamble_file).is_file():
+            print(f"error: --preamble_file={cfg.preamble_file} does not exist.", file=sys.stderr)
+            sys.exit(2)
+        preamble = Path(cfg.preamble_file).read_text().strip()
     try:
-        out = build_report(paths, Path(cfg.output), cfg.title, cfg.preamble)
+        out = build_report(paths, Path(cfg.output), cfg.title, preamble)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -40,9 +40,9 @@ def main() -> None:
     parser.add_argument("--output_dir", default="outputs/demo")
     parser.add_argument("--suite", default="libero_object")
     parser.add_argument("--task_id", type=int, default=0)
-    parser.add_argument("--episodes", type=int, default=15, help="scripted demonstrations to record")
+    parser.add_argument("--episodes", type=int, default=12, help="scripted demonstrations to record")
     parser.add_argument("--image_size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=500, help="training steps per arm")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per arm")
     parser.add_argument("--sim_episodes", type=int, default=3, help="closed-loop episodes per arm")
     parser.add_argument("--corruption_episodes", type=int, default=2, help="closed-loop episodes per corruption mode (C)")
     args = parser.parse_args()
@@ -98,7 +98,7 @@ def main() -> None:
                  "--max_videos_per_task=1", f"--output_dir={stage}", "--overwrite=true"],
                 log=run_dir / f"eval_sim_{mode}.log")
 
-    # 5. The report.
+    # 4. The report.
     print("\n[4/5] report", flush=True)
     preamble = (
         f"Main job of lerobot-world on this machine: {args.episodes} scripted demonstrations of {args.suite} "
@@ -108,13 +108,14 @@ def main() -> None:
         "(DESIGN: plain ACT needed ~3000 steps for 10/10 on one libero_object task), so the intervals are wide "
         "and the comparison is not conclusive. Every number is real and comes from the commands listed below."
     )
+    (out / "report_preamble.md").write_text(preamble)
     run([str(BIN / "lerobot-world"), "report", str(matrix_dir), f"--output={out / 'REPORT.md'}",
-         "--title=lerobot-world main job", f"--preamble={preamble}"])
+         "--title=lerobot-world main job", f"--preamble_file={out / 'report_preamble.md'}"])
     videos = sorted(matrix_dir.glob("runs/*/eval_sim*/videos/*.mp4"))
     print(f"\n[5/5] done in {(time.time() - start) / 60:.1f} min", flush=True)
     print(f"  report: {out / 'REPORT.md'}")
     print(f"  videos: {len(videos)} MP4 under {matrix_dir / 'runs'}")
-    print(f"  wandb offline runs: {ROOT / 'wandb'} (sync with `wandb sync`)")
+    print(f"  wandb offline runs: {matrix_dir / 'runs'}/*/train/wandb (upload with `wandb sync DIR`)")
 
 
 if __name__ == "__main__":
