@@ -18,10 +18,10 @@ export TOKENIZERS_PARALLELISM ?= false
 
 $(PY):
 	@PYBIN=$$(scripts/find_python.sh) && echo "using $$PYBIN" && $$PYBIN -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip uv
 
 $(STAMP): pyproject.toml $(PY)
 	@scripts/check_system_deps.sh
+	@[ -x $(UV) ] || $(PY) -m pip install -q --upgrade pip uv
 	@$(UV) pip install -p $(PY) -e ".[libero,dev]"
 	@touch $(STAMP)
 
