@@ -21,7 +21,7 @@ $(PY):
 
 $(STAMP): pyproject.toml $(PY)
 	@scripts/check_system_deps.sh
-	@[ -x $(UV) ] || { $(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q; $(PY) -m pip install -q --upgrade pip uv; }
+	@[ -x $(UV) ] || { $(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip >/dev/null; $(PY) -m pip install -q --upgrade pip uv; }
 	@$(UV) pip install -p $(PY) -e ".[libero,dev]"
 	@touch $(STAMP)
 
