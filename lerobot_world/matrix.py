@@ -152,6 +152,8 @@ def _parse_scalar(value):
     """Overrides come from YAML/CLI as strings; turn numbers/bools/null back into values."""
     if not isinstance(value, str):
         return value
+    if value in ("True", "False", "None"):  # draccus hands YAML booleans over as Python reprs
+        return {"True": True, "False": False, "None": None}[value]
     try:
         return json.loads(value)
     except json.JSONDecodeError:
@@ -195,6 +197,11 @@ def validate(cfg: MatrixConfig) -> None:
                 raise MatrixError(f"sweep {sweep.key!r} names unknown variant {v!r}; expected one of {list(VARIANTS)}.")
         if not sweep.values:
             raise MatrixError(f"sweep {sweep.key!r} has no values.")
+    for key in cfg.overrides:
+        if key.startswith("wandb.") or key in ("seed", "job_name", "output_dir", "policy.variant", "policy.world_tokens"):
+            raise MatrixError(
+                f"overrides.{key} is set by the matrix itself; use the matrix's `wandb:`, `seeds:` or `variants:` fields."
+            )
     if cfg.max_parallel is not None and cfg.max_parallel < 1:
         raise MatrixError(f"max_parallel must be >= 1, got {cfg.max_parallel}.")
     if cfg.wandb.mode not in ("online", "offline", "disabled"):

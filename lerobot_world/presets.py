@@ -162,7 +162,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: override {item!r} is not key=value")
         k, v = item.split("=", 1)
         overrides[k.lstrip("-")] = json.loads(v) if v[:1] in "[{0123456789-" or v in ("true", "false", "null") else v
-    print(shlex.join(["lerobot-train", *train_args(load_preset(argv[0], overrides))]))
+    try:
+        print(shlex.join(["lerobot-train", *train_args(load_preset(argv[0], overrides))]))
+    except PresetError as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
