@@ -26,6 +26,7 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
 from lerobot_world.configuration_world_vla import WorldVLAConfig
+from lerobot_world.hub import WorldModelCardMixin
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -160,8 +161,9 @@ class WorldACT(nn.Module):
         return actions, world_logits, (mu, log_sigma_x2)
 
 
-class WorldVLAPolicy(PreTrainedPolicy):
-    """ACT-style action chunking with a world-token stream; `config.variant` picks the study arm."""
+class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
+    """ACT-style action chunking with a world-token stream; `config.variant` picks the study arm.
+    The mixin makes LeRobot's Hub push write a model card naming the variant and world settings."""
 
     config_class = WorldVLAConfig
     name = "world_vla"
