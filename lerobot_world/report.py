@@ -134,15 +134,11 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
-    """95% Wilson score interval (pooled closed-loop successes across seeds)."""
-    if n == 0:
-        return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+def wilson(k: int, n: int) -> tuple[float, float] | None:
+    """95% Wilson interval (pooled closed-loop successes across seeds), the same one eval-sim reports."""
+    from eval_sim.metrics import wilson_interval
+
+    return wilson_interval(k, n)
 
 
 def overlap(a, b) -> bool:
