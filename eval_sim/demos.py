@@ -24,7 +24,6 @@ depend on scheduling. Writes ``results.json`` and ``results.md`` (per-task succe
 import dataclasses
 import datetime as dt
 import json
-import math
 import multiprocessing as mp
 import os
 import shlex
@@ -257,14 +256,11 @@ def _chunks(cfg, task_ids, n_inits_of, workers) -> list[tuple[int, list[int], in
     return jobs
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    den = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / den
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, c - h), min(1.0, c + h)
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson interval, the same one eval-sim reports ((0, 1) when there are no episodes)."""
+    from eval_sim.metrics import wilson_interval
+
+    return wilson_interval(k, n) or (0.0, 1.0)
 
 
 def summarize(records: list[dict]) -> dict:
