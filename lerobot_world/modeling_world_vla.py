@@ -173,10 +173,11 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         config.validate_features()
         self.config = config
         self._table = None
+        table_tokenizer = None
         if dataset_meta is not None:
             self._take_tasks_from(dataset_meta)
             if config.predicts_world:
-                self._attach_table(dataset_meta)
+                table_tokenizer = self._attach_table(dataset_meta)
         if config.predicts_world and (config.world_tokenizer_spec is None or config.world_vocab_size is None):
             raise ValueError(
                 f"world_vla variant {config.variant!r} predicts world tokens and needs a token table: pass "
@@ -187,8 +188,8 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
             from lerobot_world.world_tokenizer import WorldTokenizer
 
             tokenizer = (
-                self._table.build_tokenizer()
-                if self._table is not None
+                table_tokenizer
+                if table_tokenizer is not None
                 else WorldTokenizer.from_spec_json(config.world_tokenizer_spec)
             )
             for p in tokenizer.parameters():
@@ -214,8 +215,9 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
                 f"(policy knows {len(self.config.tasks)} tasks)."
             )
 
-    def _attach_table(self, dataset_meta) -> None:
-        """Load the token table, check it against the dataset and fill the config's world fields."""
+    def _attach_table(self, dataset_meta):
+        """Load the token table, check it against the dataset and fill the config's world fields.
+        Returns the table's tokenizer (built once: for a pretrained encoder that loads a model)."""
         from lerobot_world.token_table import WorldTokenTable
 
         cfg = self.config
@@ -238,8 +240,8 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
                 f"tokenized {table_key!r}."
             )
         cfg.world_vocab_size = table.vocab_size
-        spec = table.build_tokenizer().spec_json()
-        cfg.world_tokenizer_spec = spec
+        tokenizer = table.build_tokenizer()
+        cfg.world_tokenizer_spec = tokenizer.spec_json()
         cfg.world_table_fingerprint = table.fingerprint
         self._table = table
         episodes = table.episode_index
@@ -247,6 +249,7 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         _, counts = torch.unique_consecutive(episodes, return_counts=True)
         starts = torch.cumsum(counts, 0) - counts
         self._episode_start = torch.repeat_interleave(starts, counts)
+        return tokenizer
 
     # --- LeRobot policy protocol ------------------------------------------------------------------
     def get_optim_params(self) -> list[dict]:
