@@ -15,6 +15,9 @@ Definitions (used by results.json / results.md and documented here once):
 * **Closed-loop world accuracy** at horizon k: at a step t where the policy predicted future world
   tokens for t+1..t+K, compare the prediction for t+k with the token the policy observed at t+k
   (only pairs where step t+k was reached inside the episode count).
+* **Closed-loop copy baseline** at horizon k: on exactly the same (t, t+k) pairs, how often the token
+  observed at t equals the token observed at t+k ("the world does not change"). A model below it
+  predicts the rollout's world worse than predicting no change; both low means the world moved.
 """
 
 import math
@@ -87,22 +90,26 @@ def chunk_boundary_jumps(actions: np.ndarray, chunk_start: Sequence[bool], dims:
 
 def world_accuracy_counts(
     observed: Sequence[int], predicted: Mapping[int, Sequence[int]], horizon: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-loop world-token hits and counts per horizon k = 1..horizon for one episode.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed-loop world-token hits, copy-baseline hits and counts per horizon k = 1..horizon for one episode.
 
     ``observed[t]`` is the token of the frame the policy saw at step t (t = 0..L-1); ``predicted[t]``
-    holds the tokens predicted at step t for t+1..t+len(predicted[t]). Returns (correct[K], count[K]).
+    holds the tokens predicted at step t for t+1..t+len(predicted[t]). The copy baseline is scored on
+    the same pairs as the model (observed[t] == observed[t+k]), so the two are directly comparable.
+    Returns (correct[K], copy_correct[K], count[K]).
     """
     obs = np.asarray(observed, dtype=np.int64)
     correct = np.zeros(horizon, dtype=np.int64)
+    copy_correct = np.zeros(horizon, dtype=np.int64)
     count = np.zeros(horizon, dtype=np.int64)
     for t, pred in predicted.items():
         pred = np.asarray(pred, dtype=np.int64)
         for k in range(1, min(horizon, pred.shape[0]) + 1):
-            if 0 <= t + k < obs.shape[0]:
+            if 0 <= t < obs.shape[0] and t + k < obs.shape[0]:
                 count[k - 1] += 1
                 correct[k - 1] += int(pred[k - 1] == obs[t + k])
-    return correct, count
+                copy_correct[k - 1] += int(obs[t] == obs[t + k])
+    return correct, copy_correct, count
 
 
 def safe_mean(values) -> float | None:
@@ -133,14 +140,24 @@ def aggregate_episodes(episodes: Sequence[dict], grid: Sequence[int], horizon: i
     }
     if horizon:
         correct = np.zeros(horizon, dtype=np.int64)
+        copy_correct = np.zeros(horizon, dtype=np.int64)
         count = np.zeros(horizon, dtype=np.int64)
+        has_copy = True  # records written before the copy baseline existed lack copy_correct
         for e in episodes:
             w = e.get("world")
             if w:
                 correct += np.asarray(w["correct"], dtype=np.int64)
                 count += np.asarray(w["count"], dtype=np.int64)
+                if w.get("copy_correct") is None:
+                    has_copy = False
+                else:
+                    copy_correct += np.asarray(w["copy_correct"], dtype=np.int64)
         row["world_accuracy"] = {
             str(i + 1): (float(correct[i] / count[i]) if count[i] else None) for i in range(horizon)
+        }
+        # None where any episode lacks copy counts: a partial sum would not be on the model's pairs.
+        row["world_copy_baseline"] = {
+            str(i + 1): (float(copy_correct[i] / count[i]) if count[i] and has_copy else None) for i in range(horizon)
         }
         row["world_pairs"] = {str(i + 1): int(count[i]) for i in range(horizon)}
     return row

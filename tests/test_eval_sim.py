@@ -86,19 +86,38 @@ def test_world_accuracy_counts_only_pairs_inside_the_episode():
         0: [6, 1, 7],  # for steps 1, 2, 3: hit, miss, hit
         3: [2, 9, 9],  # for steps 4, 5, 6: hit, then past the episode end (not counted)
     }
-    correct, count = metrics.world_accuracy_counts(observed, predicted, horizon=3)
+    correct, copy_correct, count = metrics.world_accuracy_counts(observed, predicted, horizon=3)
     assert count.tolist() == [2, 1, 1]
     assert correct.tolist() == [2, 0, 1]
+    assert copy_correct.tolist() == [0, 0, 0]  # the observed token changes at every scored pair
+
+
+def test_world_copy_baseline_is_scored_on_the_models_pairs():
+    observed = [5, 5, 7, 7, 7, 2]  # steps 0..5
+    predicted = {
+        0: [5, 1, 7],  # steps 1, 2, 3: model hit/miss/hit; copy (5 vs 5, 7, 7): hit/miss/miss
+        2: [9, 3],  # two predictions only: steps 3, 4: model miss/miss; copy (7 vs 7, 7): hit/hit
+        4: [2, 7, 7],  # step 5: model hit, copy (7 vs 2) miss; steps 6, 7 past the end (copy would not exist)
+        5: [2, 2, 2],  # the last step: every target is past the end, nothing counted
+    }
+    correct, copy_correct, count = metrics.world_accuracy_counts(observed, predicted, horizon=3)
+    assert count.tolist() == [3, 2, 1]
+    assert correct.tolist() == [2, 0, 1]
+    assert copy_correct.tolist() == [2, 1, 0]
+    # the model beats the copy baseline at k = 3 only, loses at k = 2, ties at k = 1
+    # a horizon longer than any prediction leaves the extra k empty
+    _, copy4, count4 = metrics.world_accuracy_counts(observed, predicted, horizon=4)
+    assert count4.tolist() == [3, 2, 1, 0] and copy4.tolist() == [2, 1, 0, 0]
 
 
 def test_aggregate_episodes_pools_counts_and_intervals():
     eps = [
         {"success": True, "length": 100, "goal_fraction": 1.0, "jerk": 0.1,
          "chunk_jump": {"boundary": 0.4, "within": 0.1, "n_boundary": 1, "n_within": 9},
-         "world": {"correct": [3, 1], "count": [4, 2]}},
+         "world": {"correct": [3, 1], "copy_correct": [4, 2], "count": [4, 2]}},
         {"success": False, "length": 280, "goal_fraction": 0.5, "jerk": 0.3,
          "chunk_jump": {"boundary": 0.1, "within": 0.2, "n_boundary": 3, "n_within": 1},
-         "world": {"correct": [1, 0], "count": [4, 2]}},
+         "world": {"correct": [1, 0], "copy_correct": [1, 1], "count": [4, 2]}},
     ]
     row = metrics.aggregate_episodes(eps, [100, 280], horizon=2)
     assert row["n_success"] == 1 and row["success_rate"] == 0.5
@@ -109,7 +128,69 @@ def test_aggregate_episodes_pools_counts_and_intervals():
     assert row["chunk_jump_boundary"] == pytest.approx((0.4 * 1 + 0.1 * 3) / 4)
     assert row["chunk_jump_within"] == pytest.approx((0.1 * 9 + 0.2 * 1) / 10)
     assert row["world_accuracy"] == {"1": 0.5, "2": 0.25}
+    assert row["world_copy_baseline"] == {"1": 5 / 8, "2": 0.75}  # pooled pairs, not a mean of episode ratios
     assert row["world_pairs"] == {"1": 8, "2": 4}
+
+
+def test_aggregate_world_copy_baseline_edge_cases():
+    base = {"success": False, "length": 10, "goal_fraction": None, "jerk": None, "chunk_jump": None}
+    # an episode too short for k = 2 contributes no pairs there; episodes without world records are skipped
+    eps = [{**base, "world": {"correct": [1, 0], "copy_correct": [2, 0], "count": [2, 0]}},
+           {**base, "world": None}]
+    row = metrics.aggregate_episodes(eps, [10], horizon=2)
+    assert row["world_copy_baseline"] == {"1": 1.0, "2": None} and row["world_accuracy"] == {"1": 0.5, "2": None}
+    # results written before the copy baseline existed: accuracy as before, no partial copy baseline
+    old = [{**base, "world": {"correct": [1, 1], "count": [2, 2]}},
+           {**base, "world": {"correct": [0, 1], "copy_correct": [2, 2], "count": [2, 2]}}]
+    row = metrics.aggregate_episodes(old, [10], horizon=2)
+    assert row["world_accuracy"] == {"1": 0.25, "2": 0.5} and row["world_copy_baseline"] == {"1": None, "2": None}
+
+
+def _fake_results(episodes: list[dict], horizon: int) -> dict:
+    """A results.json as summarize() lays it out, from hand-made episode records (no simulator)."""
+    from eval_sim.evaluate import Timing
+
+    grid = [10]
+    per_task = []
+    for tid in sorted({e["task_id"] for e in episodes}):
+        eps = [e for e in episodes if e["task_id"] == tid]
+        per_task.append({"suite": "libero_object", "task_id": tid, "task": f"task {tid}",
+                         **metrics.aggregate_episodes(eps, grid, horizon)})
+    overall = metrics.aggregate_episodes(episodes, grid, horizon)
+    return {
+        "command": "lerobot-world eval-sim ...", "created": "2025-01-01T00:00:00", "wall_s": 1.0, "seed": 0,
+        "init_state_start": 0, "n_episodes_per_task": 1, "n_episodes": len(episodes), "corruption": "none",
+        "policy": {"type": "world_vla", "path": "ckpt", "variant": "C"},
+        "env": {"suites": ["libero_object"], "max_steps": 10, "observation_size": [64, 64]},
+        "metric_definitions": {"world_accuracy": "...", "world_copy_baseline": "..."},
+        "success_grid": grid, "overall": overall, "per_task": per_task,
+        "per_suite": {"libero_object": {"n_tasks": len(per_task), **overall}},
+        "episodes": episodes, "throughput": Timing().as_dict(),
+    }
+
+
+def test_results_md_shows_the_copy_baseline_beside_world_accuracy():
+    from eval_sim.evaluate import render_markdown
+
+    def ep(tid, correct, copy, count):
+        return {"suite": "libero_object", "task_id": tid, "episode_index": 0, "init_state_id": 0, "seed": 0,
+                "success": False, "length": 10, "goal_predicates": [], "goal_fraction": None, "jerk": None,
+                "chunk_jump": None, "video": None,
+                "world": {"correct": correct, "copy_correct": copy, "count": count}}
+
+    r = _fake_results([ep(0, [1, 0], [4, 3], [4, 4]), ep(1, [2, 2], [0, 1], [4, 4])], horizon=2)
+    assert r["per_task"][0]["world_copy_baseline"] == {"1": 1.0, "2": 0.75}
+    assert r["overall"]["world_copy_baseline"] == {"1": 0.5, "2": 0.5}
+    md = render_markdown(r)
+    assert "| libero_object #0 | model | 25.0% | 0.0% |" in md
+    assert "| libero_object #0 | copy | 100.0% | 75.0% |" in md
+    assert "| libero_object #1 | copy | 0.0% | 25.0% |" in md
+    assert "| **all** | model | 37.5% | 25.0% |" in md and "| **all** | copy | 50.0% | 50.0% |" in md
+    assert "| pairs | | 8 | 8 |" in md
+    # a results dict from before the copy baseline renders with empty copy cells
+    for a in (*r["per_task"], r["overall"]):
+        del a["world_copy_baseline"]
+    assert "| **all** | copy | – | – |" in render_markdown(r)
 
 
 def test_video_frames_roundtrip(tmp_path):
@@ -278,8 +359,10 @@ def test_world_vla_checkpoint_through_eval_sim(world_vla_checkpoint, tmp_path):
     assert r["corruption"] == "mask" and r["policy"]["variant"] == "C" and r["policy"]["future_offset"] == 3
     # predictions at steps 0, 10, 20 for t+1..t+3; all inside the 25 steps -> 3 pairs per k
     assert ep["world"]["count"] == [3, 3, 3]
+    assert all(0 <= c <= 3 for c in ep["world"]["copy_correct"]) and len(ep["world"]["copy_correct"]) == 3
     acc = r["overall"]["world_accuracy"]
     assert set(acc) == {"1", "2", "3"} and all(0.0 <= v <= 1.0 for v in acc.values())
+    assert set(r["overall"]["world_copy_baseline"]) == {"1", "2", "3"}
     assert "Closed-loop world accuracy" in (out / "results.md").read_text()
 
 
