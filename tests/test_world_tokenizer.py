@@ -119,15 +119,16 @@ def test_world_tok_fit_uses_training_episodes_only(toy_table, toy_dataset_root, 
 
     ref = WorldTokenTable.load(toy_table)
     heldout = set(ref.heldout_episodes)
-    orig = tokenize_cli._CameraFrames.__getitem__
+    orig = tokenize_cli.CameraSegments.__getitem__
 
-    def noisy(self, i):
-        frame, idx, ep = orig(self, i)
-        if ep in heldout:
-            frame = torch.randint(0, 256, frame.shape, generator=torch.Generator().manual_seed(idx), dtype=torch.uint8)
-        return frame, idx, ep
+    def noisy(self, j):
+        frames, idx, ep = orig(self, j)
+        if int(ep[0]) in heldout:  # a segment lies inside one episode
+            gen = torch.Generator().manual_seed(int(idx[0]))
+            frames = torch.randint(0, 256, frames.shape, generator=gen, dtype=torch.uint8)
+        return frames, idx, ep
 
-    monkeypatch.setattr(tokenize_cli._CameraFrames, "__getitem__", noisy)
+    monkeypatch.setattr(tokenize_cli.CameraSegments, "__getitem__", noisy)
     out = tmp_path / "noisy_heldout"
     run_tokenize(toy_dataset_root, out)
     new = WorldTokenTable.load(out)
@@ -231,8 +232,34 @@ def test_world_tok_bench_script_runs_tiny(capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     bench.main(["--frames=3000", "--dim=32", "--vocab=16", "--dinov2=tiny", "--encode_frames=64",
-                "--dinov2_frames=16", "--image_size=64", "--device=cpu"])
+                "--dinov2_frames=16", "--image_size=64", "--device=cpu", "--pipeline_episodes=3", "--num_workers=0",
+                "--forward_frames=64"])
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
     assert res["pixel_pca_frames_per_s"] > 0 and res["dinov2_tiny_frames_per_s"] > 0 and res["kmeans_fit_s"] > 0
+    pipe = res["pipeline"]
+    assert pipe["pipeline_encoder"] == "dinov2-tiny" and pipe["pipeline_frames"] > 3 * 10
+    assert pipe["decode_frames_per_s"] > 0 and pipe["forward_frames_per_s"] > 0
+    assert pipe["pipeline_over_forward"] == pytest.approx(pipe["pipeline_frames_per_s"] / pipe["forward_frames_per_s"])
     assert "k-means fit 3000 x 32, V=16 (mixture data)" in out and "frames/s" in out
+
+
+def test_world_tok_segments_decode_the_frames_lerobot_returns(toy_dataset_root, toy_frames):
+    """tokenize decodes runs of frames per video query; every frame must equal ``dataset[i][key]``, and the
+    runs must cover each episode exactly once without crossing an episode boundary."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from lerobot_world.tokenize_cli import CameraSegments
+
+    ds = LeRobotDataset("local/toy_libero", root=toy_dataset_root, return_uint8=True)
+    seg = CameraSegments(ds, KEY, segment_len=5)
+    assert seg.video and len(seg) > ds.meta.total_episodes  # several runs per episode at length 5
+    imgs, index = toy_frames
+    seen = []
+    for j in range(len(seg)):
+        frames, idx, ep = seg[j]
+        assert frames.dtype == torch.uint8 and frames.shape[0] == len(idx) <= 5 and len(set(ep.tolist())) == 1
+        pos = [int((index == i).nonzero()) for i in idx]
+        assert torch.equal(frames.float() / 255, imgs[pos]), f"segment {j} differs from dataset[i][{KEY!r}]"
+        seen += idx.tolist()
+    assert sorted(seen) == sorted(index.tolist()) and len(seen) == len(set(seen))
