@@ -135,13 +135,19 @@ class LeRobotLiberoRecorder:
         self.max_steps = self.env._max_episode_steps
         self.task = self.env.task_description
 
-    def frame(self, raw_obs) -> dict:
-        import torch
+    def observation(self, raw_obs) -> dict:
+        """What a LeRobot policy receives (batch of 1): preprocess_observation -> LIBERO env processor
+        (images float [1, 3, H, W] in [0, 1], 180-degree flipped; 8-dim ``observation.state``)."""
         from lerobot.envs.utils import preprocess_observation
 
         obs = preprocess_observation(_batch(raw_obs))
         obs["task"] = [self.task]
-        obs = self.env_pre(obs)
+        return self.env_pre(obs)
+
+    def frame(self, raw_obs) -> dict:
+        import torch
+
+        obs = self.observation(raw_obs)
         out = {}
         for key in (AGENT_KEY, WRIST_KEY):
             img = obs[key][0].permute(1, 2, 0)  # C,H,W float in [0,1] -> H,W,C
@@ -149,10 +155,15 @@ class LeRobotLiberoRecorder:
         out["observation.state"] = obs["observation.state"][0].numpy().astype(np.float32)
         return out
 
-    def episode(self, expert, init_id: int | None, seed: int) -> tuple[bool, dict]:
+    def reset(self, init_id: int | None, seed: int):
+        """Reset to LIBERO's fixed init state ``init_id`` (None: random placement) with ``seed``; raw observation."""
         if init_id is not None:
             self.env.init_state_id = init_id
         raw, _ = self.env.reset(seed=seed)
+        return raw
+
+    def episode(self, expert, init_id: int | None, seed: int) -> tuple[bool, dict]:
+        raw = self.reset(init_id, seed)
         expert.reset()
         frames = {AGENT_KEY: [], WRIST_KEY: [], "observation.state": [], "action": []}
         success = False

@@ -16,13 +16,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("lerobot_world.splits", "print the project's train/held-out episode split of a dataset"),
     "demos": ("eval_sim.demos", "record scripted-expert LIBERO demonstrations as a LeRobotDataset"),
     "eval-sim": ("eval_sim.evaluate", "closed-loop LIBERO evaluation of any LeRobot policy"),
+    "token-agreement": ("eval_sim.token_agreement", "live vs table world tokens on replayed demos (same states)"),
     "libero-assets": ("eval_sim.libero_assets", "install/verify offline LIBERO assets and config"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: lerobot-world <command> [--key=value ...]", "", "commands:"]
-    lines += [f"  {name:<14} {desc}" for name, (_, desc) in COMMANDS.items()]
+    width = max(map(len, COMMANDS)) + 1
+    lines += [f"  {name:<{width}} {desc}" for name, (_, desc) in COMMANDS.items()]
     lines += ["", "Run `lerobot-world <command> --help` for a command's flags."]
     return "\n".join(lines)
 
