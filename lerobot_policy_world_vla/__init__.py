@@ -3,7 +3,6 @@
 Importing it registers ``world_vla`` with LeRobot's policy config registry.
 """
 
-import lerobot_world  # noqa: F401  (registration side effect)
-from lerobot_world.configuration_world_vla import WorldVLAConfig
+from lerobot_world.configuration_world_vla import WorldVLAConfig  # registration side effect
 
 __all__ = ["WorldVLAConfig"]
