@@ -367,6 +367,32 @@ def test_world_vla_checkpoint_through_eval_sim(world_vla_checkpoint, tmp_path):
 
 
 @pytest.mark.slow
+def test_async_envs_and_two_suites_give_the_same_episodes(world_vla_checkpoint, act_checkpoint, tmp_path):
+    """LeRobot's async vector env (one process per env) gives exactly the episodes of the sync one, and a
+    comma-separated --env.task evaluates each suite's tasks in one run with the same per-suite results
+    (ACT there: world_vla's task embedding knows only the instruction it was trained on)."""
+    from lerobot_world.cli import main as cli
+
+    common = ["--n_episodes_per_task=2", "--batch_size=2", "--video=false"]
+    sync = _eval_sim(world_vla_checkpoint, tmp_path / "sync", *common, "--use_async_envs=false")
+    asy = _eval_sim(world_vla_checkpoint, tmp_path / "async", *common, "--use_async_envs=true")
+    keys = ("init_state_id", "seed", "success", "length", "jerk", "world", "chunk_jump")
+    assert [[e[k] for k in keys] for e in sync["episodes"]] == [[e[k] for k in keys] for e in asy["episodes"]]
+    assert len(sync["episodes"]) == 2 and sync["episodes"][0]["jerk"] != sync["episodes"][1]["jerk"]
+
+    one = _eval_sim(act_checkpoint, tmp_path / "act_object", *common)
+    out = tmp_path / "two_suites"
+    cli(["eval-sim", f"--policy.path={act_checkpoint}", "--env.task=libero_object,libero_spatial",
+         "--env.task_ids=[0]", f"--max_steps={SIM_STEPS}", f"--output_dir={out}", "--device=cpu", *common])
+    both = json.loads((out / "results.json").read_text())
+    assert both["env"]["suites"] == ["libero_object", "libero_spatial"]
+    assert [(t["suite"], t["task_id"]) for t in both["per_task"]] == [("libero_object", 0), ("libero_spatial", 0)]
+    obj = [e for e in both["episodes"] if e["suite"] == "libero_object"]
+    assert [[e[k] for k in keys] for e in obj] == [[e[k] for k in keys] for e in one["episodes"]]
+    assert len([e for e in both["episodes"] if e["suite"] == "libero_spatial"]) == 2
+
+
+@pytest.mark.slow
 def test_bad_suite_and_task_id_are_one_sentence(act_checkpoint, tmp_path):
     from eval_sim.evaluate import main
 
