@@ -65,7 +65,9 @@ def main(argv=None):
 
     from lerobot.envs.configs import LiberoEnv
 
-    from eval_sim.evaluate import EvalSimConfig, evaluate, load_policy_config, policy_image_size, prepare_libero
+    from eval_sim.evaluate import EvalSimConfig, evaluate
+    from eval_sim.libero_env import prepare_libero
+    from eval_sim.policies import load_policy_config, policy_image_size
 
     prepare_libero()
     size = args.image_size

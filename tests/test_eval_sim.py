@@ -148,7 +148,7 @@ def test_aggregate_world_copy_baseline_edge_cases():
 
 def _fake_results(episodes: list[dict], horizon: int) -> dict:
     """A results.json as summarize() lays it out, from hand-made episode records (no simulator)."""
-    from eval_sim.evaluate import Timing
+    from eval_sim.rollout import Timing
 
     grid = [10]
     per_task = []
@@ -170,7 +170,7 @@ def _fake_results(episodes: list[dict], horizon: int) -> dict:
 
 
 def test_results_md_shows_the_copy_baseline_beside_world_accuracy():
-    from eval_sim.evaluate import render_markdown
+    from eval_sim.results_md import render_markdown
 
     def ep(tid, correct, copy, count):
         return {"suite": "libero_object", "task_id": tid, "episode_index": 0, "init_state_id": 0, "seed": 0,
@@ -227,6 +227,17 @@ def test_bad_cli_input_is_one_clear_sentence(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_evaluate_module_still_exports_the_names_other_code_imports():
+    """eval_sim.evaluate re-exports what moved to policies / libero_env / rollout / results_md."""
+    import eval_sim.evaluate as ev
+    from eval_sim import libero_env, policies, results_md, rollout
+
+    assert all(hasattr(ev, name) for name in ev.__all__)
+    assert ev.load_policy is policies.load_policy and ev.ScriptedExpertPolicy is policies.ScriptedExpertPolicy
+    assert ev.instrument_vector_env is libero_env.instrument_vector_env and ev.Timing is rollout.Timing
+    assert ev.render_markdown is results_md.render_markdown
+
+
 # ----------------------------------------------------------------------------------------------------
 # Real LIBERO rollouts (slow): tiny checkpoints trained by lerobot-train on a LIBERO-schema dataset
 # ----------------------------------------------------------------------------------------------------
@@ -238,7 +249,7 @@ SIM_STEPS = 25
 
 @pytest.fixture(scope="module")
 def libero_task0_text() -> str:
-    from eval_sim.evaluate import prepare_libero
+    from eval_sim.libero_env import prepare_libero
 
     prepare_libero()
     from libero.libero import benchmark
@@ -415,8 +426,9 @@ def test_scripted_expert_as_policy_reproduces_its_own_rollouts(tmp_path):
     """Harness validity (issue 5, Must-show 3): the scripted expert run *as a policy* through eval_sim
     (rendered LeRobot vector env, fixed init states, LeRobot processors) gets exactly the outcome and the
     episode length that the expert's own physics-only rollouts get from the same init states and seeds."""
-    from eval_sim.evaluate import EvalSimConfig, ScriptedExpertPolicy, evaluate
+    from eval_sim.evaluate import EvalSimConfig, evaluate
     from eval_sim.expert_rollout import measure
+    from eval_sim.policies import ScriptedExpertPolicy
     from lerobot.envs.configs import LiberoEnv
 
     ids = [0, 1]
