@@ -24,10 +24,13 @@ Example:
     lerobot-world eval-offline --policy.path=runs/C/checkpoints/last/pretrained_model \\
         --policy.path=runs/A/checkpoints/last/pretrained_model \\
         --dataset.repo_id=HuggingFaceVLA/libero --dataset.root=/data/libero --output_dir=eval/offline
+
+The pieces live beside this command module: ``offline_checkpoints`` (checkpoints and their held-out
+split), ``offline_scoring`` (``CheckpointEval`` and the bootstrap) and ``offline_results_md``
+(results.md); the names other code uses are re-exported here.
 """
 
 import json
-import math
 import os
 import shlex
 import shutil
@@ -37,15 +40,45 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from lerobot_world.offline_checkpoints import (
+    Checkpoint,
+    EvalOfflineError,
+    _names,
+    check_dataset_has_policy_inputs,
+    heldout_split,
+    load_checkpoint,
+    resolve_checkpoint_dir,
+    training_split_args,
+)
+from lerobot_world.offline_results_md import render_markdown
+from lerobot_world.offline_scoring import MODES, CheckpointEval, bootstrap_weights, ratio_ci
+
+__all__ = [
+    "MODES",
+    "RESULTS_FORMAT",
+    "RESULT_FILES",
+    "Checkpoint",
+    "CheckpointEval",
+    "EvalDatasetArgs",
+    "EvalOfflineConfig",
+    "EvalOfflineError",
+    "PolicyPaths",
+    "bootstrap_weights",
+    "check_dataset_has_policy_inputs",
+    "evaluate",
+    "heldout_split",
+    "load_checkpoint",
+    "main",
+    "ratio_ci",
+    "render_markdown",
+    "resolve_checkpoint_dir",
+    "run",
+    "training_split_args",
+    "write_outputs",
+]
 
 RESULTS_FORMAT = "lerobot_world.eval_offline/1"
-MODES = ("random", "shuffle", "mask")
 RESULT_FILES = ("results.json", "results.md")
-
-
-class EvalOfflineError(Exception):
-    """Bad input: the CLI prints `error: <message>` and exits with status 2."""
 
 
 @dataclass
@@ -85,467 +118,6 @@ class EvalOfflineConfig:
     world_tokens: str | None = None
     # Only for checkpoints without train_config.json: the eval_split their training used.
     eval_split: float | None = None
-
-
-# ----------------------------------------------------------------------------------------------------
-# checkpoints and splits
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Checkpoint:
-    path: Path
-    variant: str
-    train_config: dict | None
-    name: str = ""
-
-
-def resolve_checkpoint_dir(raw: str) -> Path:
-    """The `pretrained_model` dir for a path given as that dir, a `checkpoints/<step>` dir or a run dir."""
-    path = Path(raw).expanduser()
-    if not path.exists():
-        raise EvalOfflineError(
-            f"--policy.path={raw} does not exist; expected a checkpoint directory such as "
-            "outputs/train/RUN/checkpoints/last/pretrained_model"
-        )
-    for cand in (path, path / "pretrained_model", path / "checkpoints" / "last" / "pretrained_model"):
-        if (cand / "config.json").is_file():
-            return cand.resolve()
-    raise EvalOfflineError(
-        f"--policy.path={raw} holds no config.json; expected a LeRobot pretrained_model directory "
-        "(config.json, model.safetensors, processor files)"
-    )
-
-
-def load_checkpoint(raw: str) -> Checkpoint:
-    path = resolve_checkpoint_dir(raw)
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise EvalOfflineError(f"--policy.path={raw}: config.json is not readable JSON ({e})") from None
-    ptype = config.get("type")
-    if ptype != "world_vla":
-        raise EvalOfflineError(
-            f"--policy.path={raw} is a {ptype!r} policy, not a world_vla policy; eval-offline scores world_vla "
-            "checkpoints (variants A, B, C, C_no_world_input)"
-        )
-    train_config = None
-    if (path / "train_config.json").is_file():
-        try:
-            train_config = json.loads((path / "train_config.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise EvalOfflineError(
-                f"--policy.path={raw}: train_config.json is not readable JSON ({e})"
-            ) from None
-    return Checkpoint(path=path, variant=str(config.get("variant", "A")), train_config=train_config)
-
-
-def training_split_args(ckpt: Checkpoint, eval_split_flag: float | None) -> tuple[float, list[int] | None]:
-    """(eval_split, episodes) of the checkpoint's training run, from its train_config.json."""
-    if ckpt.train_config is None:
-        if eval_split_flag is None:
-            raise EvalOfflineError(
-                f"checkpoint {ckpt.path} has no train_config.json, so its training run's held-out episodes are "
-                "unknown; pass --eval_split=F with the --dataset.eval_split it was trained with"
-            )
-        return float(eval_split_flag), None
-    ds = ckpt.train_config.get("dataset", {})
-    eval_split = float(ds.get("eval_split") or 0.0)
-    episodes = ds.get("episodes")
-    if eval_split_flag is not None and not math.isclose(eval_split_flag, eval_split):
-        raise EvalOfflineError(
-            f"--eval_split={eval_split_flag} disagrees with the training run of {ckpt.path} "
-            f"(dataset.eval_split={eval_split}); drop the flag to score its real held-out episodes"
-        )
-    if eval_split <= 0.0:
-        raise EvalOfflineError(
-            f"checkpoint {ckpt.path} was trained with dataset.eval_split={eval_split}: every episode was used for "
-            "training and none is held out; train with --dataset.eval_split=F (e.g. 0.2) to evaluate offline"
-        )
-    return eval_split, (list(map(int, episodes)) if episodes is not None else None)
-
-
-def heldout_split(ckpt: Checkpoint, meta, eval_split_flag: float | None = None):
-    """The training run's train/held-out episodes (`lerobot_world.splits`, LeRobot's eval_split rule)."""
-    from lerobot_world.splits import split_dataset
-
-    eval_split, episodes = training_split_args(ckpt, eval_split_flag)
-    try:
-        return split_dataset(meta, eval_split, episodes)
-    except ValueError as e:
-        raise EvalOfflineError(f"checkpoint {ckpt.path}: {e}") from None
-
-
-def _names(ckpts: list[Checkpoint]) -> None:
-    """Display names: the variant, plus the run dir/step when two checkpoints share a variant."""
-    for c in ckpts:
-        p = c.path
-        run = (
-            f"{p.parents[2].name}/{p.parent.name}"
-            if p.name == "pretrained_model" and p.parent.parent.name == "checkpoints"
-            else p.name
-        )
-        c.name = c.variant if sum(o.variant == c.variant for o in ckpts) == 1 else f"{c.variant} ({run})"
-    seen: dict[str, int] = {}
-    for c in ckpts:  # still ambiguous (same run name): number them
-        if c.name in seen:
-            seen[c.name] += 1
-            c.name = f"{c.name} #{seen[c.name]}"
-        else:
-            seen[c.name] = 1
-
-
-def check_dataset_has_policy_inputs(cfg, meta, ckpt_path: Path) -> None:
-    """One clear sentence when the dataset lacks a camera (or state/action) the policy reads."""
-    cameras = list(meta.camera_keys)
-    for key in cfg.image_features:
-        if key not in cameras:
-            raise EvalOfflineError(
-                f"dataset {meta.repo_id} at {meta.root} has no camera {key!r}, which the policy at {ckpt_path} "
-                f"uses; its cameras are {cameras}"
-            )
-    for key in [k for k in cfg.input_features if k not in cfg.image_features] + ["action"]:
-        if key not in meta.features:
-            raise EvalOfflineError(
-                f"dataset {meta.repo_id} at {meta.root} has no feature {key!r}, which the policy at {ckpt_path} uses"
-            )
-
-
-# ----------------------------------------------------------------------------------------------------
-# bootstrap
-# ----------------------------------------------------------------------------------------------------
-
-
-def bootstrap_weights(n_episodes: int, n_bootstrap: int, seed: int) -> np.ndarray | None:
-    """(n_bootstrap, n_episodes) multiplicities of episodes resampled with replacement (seeded)."""
-    if n_bootstrap <= 0 or n_episodes < 1:
-        return None
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_episodes, np.full(n_episodes, 1.0 / n_episodes), size=n_bootstrap).astype(
-        np.float64
-    )
-
-
-def ratio_ci(num: np.ndarray, den: np.ndarray, weights: np.ndarray | None) -> list[float] | None:
-    """95% percentile interval of sum(num)/sum(den) over episode resamples (per-episode sums in)."""
-    if weights is None:
-        return None
-    n, d = weights @ num, weights @ den
-    ok = d > 0
-    if not ok.any():
-        return None
-    vals = n[ok] / d[ok]
-    lo, hi = np.percentile(vals, [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
-def _ratio(num, den) -> float | None:
-    num, den = float(np.sum(num)), float(np.sum(den))
-    return num / den if den > 0 else None
-
-
-# ----------------------------------------------------------------------------------------------------
-# one checkpoint: per-frame accumulators filled batch by batch
-# ----------------------------------------------------------------------------------------------------
-
-
-class CheckpointEval:
-    """A loaded checkpoint (policy + saved processors) and the per-frame sums of everything it scores."""
-
-    def __init__(self, ckpt: Checkpoint, run_cfg: EvalOfflineConfig, meta, device: str):
-        import torch
-        from lerobot.configs.policies import PreTrainedConfig
-        from lerobot.policies.factory import make_policy, make_pre_post_processors
-
-        import lerobot_world.configuration_world_vla  # noqa: F401  (registers the world_vla config type)
-
-        self.ckpt = ckpt
-        self.device = torch.device(device)
-        try:
-            cfg = PreTrainedConfig.from_pretrained(str(ckpt.path))
-        except Exception as e:  # draccus decoding errors: name the file, keep one line
-            raise EvalOfflineError(
-                f"could not read the policy config of {ckpt.path}: {str(e).splitlines()[0]}"
-            ) from None
-        cfg.pretrained_path = str(ckpt.path)
-        cfg.device = device
-        if run_cfg.world_tokens:
-            cfg.world_tokens = str(Path(run_cfg.world_tokens).expanduser().resolve())
-        check_dataset_has_policy_inputs(cfg, meta, ckpt.path)
-        if cfg.predicts_world and (not cfg.world_tokens or not Path(cfg.world_tokens).is_dir()):
-            raise EvalOfflineError(
-                f"the world-token table of {ckpt.path} ({cfg.world_tokens}) does not exist here; pass "
-                "--world_tokens=DIR with the table it was trained on"
-            )
-        self.split = heldout_split(ckpt, meta, run_cfg.eval_split)
-        if not self.split.heldout:
-            raise EvalOfflineError(
-                f"checkpoint {ckpt.path}: its split holds out no episodes of dataset {meta.repo_id}"
-            )
-        try:
-            self.policy = make_policy(cfg, ds_meta=meta)
-        except (ValueError, KeyError) as e:
-            raise EvalOfflineError(
-                f"could not load the policy at {ckpt.path}: {str(e).strip().splitlines()[0]}"
-            ) from None
-        self.policy.eval()
-        self.cfg = self.policy.config
-        self.pre, self.post = make_pre_post_processors(
-            self.cfg,
-            pretrained_path=str(ckpt.path),
-            preprocessor_overrides={"device_processor": {"device": device}},
-        )
-        self.table = getattr(self.policy, "_table", None)
-        self.predicts_world = bool(self.cfg.predicts_world)
-        self.K = int(self.cfg.future_offset) if self.predicts_world else 0
-        self._logits = None
-        self._hook = self.policy.model.register_forward_hook(self._capture)
-        self.rows: dict[str, list] = {}
-        self.max_abs_diff = {m: 0.0 for m in MODES}
-        self.forward_s = 0.0
-        self.n_forwards = 0
-
-    def _capture(self, module, inputs, output):
-        """World logits of the forward that just ran (the model returns (actions, logits, vae))."""
-        self._logits = output[1]
-
-    def start(self, seed: int) -> None:
-        """Fresh state for a deterministic pass: policy reset, corruption RNG seeded, sums cleared."""
-        self.policy.reset()
-        rng = getattr(self.policy, "_corruption_rng", None)
-        if rng is not None:
-            rng.manual_seed(seed)
-        self.policy.world_corruption = None
-        self.rows = {}
-        self.max_abs_diff = {m: 0.0 for m in MODES}
-        self.forward_s, self.n_forwards = 0.0, 0
-
-    def _add(self, key: str, value) -> None:
-        self.rows.setdefault(key, []).append(value.detach().cpu().double().numpy())
-
-    def _predict(self, batch, mode):
-        import torch
-
-        self.policy.world_corruption = mode
-        self._logits = None
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        actions = self.policy.predict_action_chunk(batch)
-        sync()
-        self.forward_s += time.perf_counter() - t0
-        self.n_forwards += 1
-        self.policy.world_corruption = None
-        return actions, self._logits
-
-    def step(self, batch: dict) -> None:
-        """Score one dataset batch (images already float in [0, 1], not yet preprocessed)."""
-        raw_target = batch["action"].double()
-        pad = batch["action_is_pad"].bool()
-        b = self.pre(dict(batch))
-        target = b["action"].detach().cpu().double()
-        keep = (~pad).double().unsqueeze(-1)  # (B, T, 1)
-        self._add("episode", batch["episode_index"].reshape(-1))
-        self._add("n_steps", (~pad).sum(1))
-        self._add("first_ok", (~pad[:, 0]).long())
-
-        world = None
-        if self.predicts_world:
-            _, targets, valid = self.policy._gather_world(b)
-            current = self.table.tokens[b["index"].reshape(-1).long().cpu()]
-            world = (targets.cpu(), valid.cpu(), current)
-            self._add("w_valid", valid.cpu().long())
-            self._add("w_copy", ((targets.cpu() == current[:, None]) & valid.cpu()).long())
-
-        clean, logits = self._predict(b, None)
-        clean_cpu = clean.detach().cpu().double()
-        err = (clean_cpu - target) * keep
-        self._add("n_se_dim", err.pow(2).sum(1))
-        self._add("n_ae_dim", err.abs().sum(1))
-        self._add("n_se_first", err[:, 0].pow(2))
-        self._add("n_ae_first", err[:, 0].abs())
-        raw_pred = self.post(clean).detach().cpu().double()
-        rerr = (raw_pred - raw_target) * keep
-        self._add("r_se_dim", rerr.pow(2).sum(1))
-        self._add("r_ae_dim", rerr.abs().sum(1))
-        self._add("r_se_first", rerr[:, 0].pow(2))
-        self._add("r_ae_first", rerr[:, 0].abs())
-        self._add("clean_se", err.pow(2).sum((1, 2)))
-        if world is not None:
-            self._world_hits("clean", logits, world, top5=True)
-
-        for mode in MODES:
-            pred, logits = self._predict(b, mode)
-            pred = pred.detach().cpu().double()
-            self._add(f"{mode}_se", ((pred - target) * keep).pow(2).sum((1, 2)))
-            diff = float((pred - clean_cpu).abs().max()) if pred.numel() else 0.0
-            self.max_abs_diff[mode] = max(self.max_abs_diff[mode], diff)
-            if world is not None:
-                self._world_hits(mode, logits, world, top5=False)
-
-    def _world_hits(self, tag, logits, world, top5: bool) -> None:
-        targets, valid, _ = world
-        logits = logits.detach().cpu()
-        top = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
-        self._add(f"w_{tag}_top1", ((top[..., 0] == targets) & valid).long())
-        if top5:
-            self._add(f"w_{tag}_top5", ((top == targets[..., None]).any(-1) & valid).long())
-
-    def close(self) -> None:
-        self._hook.remove()
-
-    # --- aggregation ----------------------------------------------------------------------------------
-    def results(self, n_bootstrap: int, seed: int, action_names: list[str]) -> dict:
-        cat = {k: np.concatenate(v) for k, v in self.rows.items()}
-        episodes = cat["episode"].astype(np.int64)
-        eps = np.array(sorted(self.split.heldout), dtype=np.int64)
-        scored = np.unique(episodes)
-        if not np.array_equal(scored, eps):
-            raise RuntimeError(
-                f"scored episodes {scored.tolist()} differ from the held-out episodes {eps.tolist()}"
-            )
-        pos = np.searchsorted(eps, episodes)
-
-        def per_ep(x):
-            """Per-episode sums of a per-frame array (frames x ...)."""
-            out = np.zeros((len(eps),) + x.shape[1:], dtype=np.float64)
-            np.add.at(out, pos, x)
-            return out
-
-        W = bootstrap_weights(len(eps), n_bootstrap, seed)
-        n_dim = cat["n_se_dim"].shape[1]
-        steps = per_ep(cat["n_steps"])  # non-padded chunk steps per episode
-        first = per_ep(cat["first_ok"])
-
-        def metric(num_frames, den_ep):
-            num = per_ep(num_frames)
-            return {"value": _ratio(num, den_ep), "ci95": ratio_ci(num, den_ep, W)}
-
-        def units(prefix):
-            se_dim, ae_dim = per_ep(cat[f"{prefix}_se_dim"]), per_ep(cat[f"{prefix}_ae_dim"])
-            return {
-                "mse": {
-                    "value": _ratio(se_dim.sum(1), steps * n_dim),
-                    "ci95": ratio_ci(se_dim.sum(1), steps * n_dim, W),
-                },
-                "l1": {
-                    "value": _ratio(ae_dim.sum(1), steps * n_dim),
-                    "ci95": ratio_ci(ae_dim.sum(1), steps * n_dim, W),
-                },
-                "first_step_mse": metric(cat[f"{prefix}_se_first"].sum(1), first * n_dim),
-                "first_step_l1": metric(cat[f"{prefix}_ae_first"].sum(1), first * n_dim),
-                "per_dim": {
-                    "names": action_names,
-                    "mse": [_ratio(se_dim[:, d], steps) for d in range(n_dim)],
-                    "l1": [_ratio(ae_dim[:, d], steps) for d in range(n_dim)],
-                    "mse_ci95": [ratio_ci(se_dim[:, d], steps, W) for d in range(n_dim)],
-                },
-            }
-
-        out = {
-            "n_frames": len(episodes),
-            "n_episodes": len(eps),
-            "n_chunk_steps": int(steps.sum()),
-            "normalized": units("n"),
-            "raw": units("r"),
-        }
-
-        # corruption: the same predict_action_chunk call with policy.world_corruption set
-        clean_se = per_ep(cat["clean_se"])
-        den = steps * n_dim
-        corruption = {
-            "uses_world_input": bool(self.cfg.uses_world_input),
-            "clean_mse": _ratio(clean_se, den),
-            "modes": {},
-        }
-        for mode in MODES:
-            se = per_ep(cat[f"{mode}_se"])
-            corruption["modes"][mode] = {
-                "mse": _ratio(se, den),
-                "ratio": _ratio(se, clean_se),
-                "ratio_ci95": ratio_ci(se, clean_se, W),
-                "max_abs_action_change": self.max_abs_diff[mode],
-            }
-
-        world = None
-        if self.predicts_world:
-            world = self._world_results(cat, per_ep, W)
-            for mode in MODES:
-                hits = per_ep(cat[f"w_{mode}_top1"]).sum(1)
-                corruption["modes"][mode]["world_top1"] = _ratio(hits, per_ep(cat["w_valid"]).sum(1))
-            corruption["clean_world_top1"] = world["pooled"]["top1"]
-        return {"action": out, "world": world, "corruption": corruption}
-
-    def _world_results(self, cat, per_ep, W) -> dict:
-        from lerobot_world.token_table import token_stats
-
-        valid = per_ep(cat["w_valid"])  # (E, K)
-        top1, top5, copy = per_ep(cat["w_clean_top1"]), per_ep(cat["w_clean_top5"]), per_ep(cat["w_copy"])
-        stats = token_stats(
-            self.table.tokens,
-            self.table.episode_index,
-            self.split.train,
-            self.split.heldout,
-            self.table.vocab_size,
-            self.K,
-        )["horizons"]
-        per_k = []
-        for k in range(1, self.K + 1):
-            i = k - 1
-            base = stats[i] if i < len(stats) else {}
-            per_k.append(
-                {
-                    "k": k,
-                    "n": int(valid[:, i].sum()),
-                    "top1": _ratio(top1[:, i], valid[:, i]),
-                    "top1_ci95": ratio_ci(top1[:, i], valid[:, i], W),
-                    "top5": _ratio(top5[:, i], valid[:, i]),
-                    "copy": _ratio(copy[:, i], valid[:, i]),
-                    "bigram_top1": base.get("bigram_top1"),
-                    "bigram_top5": base.get("bigram_top5"),
-                    "copy_token_stats": base.get("copy"),
-                }
-            )
-
-        def avg(key):
-            vals = [r[key] for r in per_k if r[key] is not None]
-            return float(np.mean(vals)) if len(vals) == len(per_k) and vals else None
-
-        # Mean over k of per-k accuracies (each horizon counts once), and its episode bootstrap.
-        ks = [i for i in range(self.K) if valid[:, i].sum() > 0]
-        avg_ci = None
-        if W is not None and ks:
-            acc = np.stack([(W @ top1[:, i]) / np.maximum(W @ valid[:, i], 1) for i in ks], 1).mean(1)
-            avg_ci = [float(x) for x in np.percentile(acc, [2.5, 97.5])]
-        table_split = (sorted(self.table.train_episodes), sorted(self.table.heldout_episodes))
-        return {
-            "K": self.K,
-            "vocab_size": int(self.table.vocab_size),
-            "table": str(self.table.path),
-            "per_k": per_k,
-            "avg": {
-                "top1": avg("top1"),
-                "top1_ci95": avg_ci,
-                "top5": avg("top5"),
-                "copy": avg("copy"),
-                "bigram_top1": avg("bigram_top1"),
-                "bigram_top5": avg("bigram_top5"),
-            },
-            "pooled": {"top1": _ratio(top1, valid), "top5": _ratio(top5, valid), "copy": _ratio(copy, valid)},
-            "baselines": (
-                "copy: P(w_t = w_{t+k}) on the same held-out (t, t+k) pairs the model is scored on; bigram: most "
-                "frequent successor at distance k counted on this run's training episodes (token_stats)"
-            ),
-            "copy_matches_token_stats": all(
-                r["copy_token_stats"] is not None
-                and r["copy"] is not None
-                and math.isclose(r["copy"], r["copy_token_stats"], rel_tol=1e-9)
-                for r in per_k
-                if r["n"] > 0
-            ),
-            "table_split_matches": table_split == (sorted(self.split.train), sorted(self.split.heldout)),
-        }
-
 
 # ----------------------------------------------------------------------------------------------------
 # the run
@@ -770,165 +342,6 @@ def evaluate(cfg: EvalOfflineConfig, command: str = "") -> tuple[dict, str]:
         "checkpoints": results_ckpts,
     }
     return results, render_markdown(results)
-
-
-# ----------------------------------------------------------------------------------------------------
-# markdown
-# ----------------------------------------------------------------------------------------------------
-
-
-def _f(x, nd=4) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float) and (abs(x) >= 1e4 or (0 < abs(x) < 1e-3)):
-        return f"{x:.3e}"
-    return f"{x:.{nd}f}"
-
-
-def _ci(m: dict, nd=4) -> str:
-    s = _f(m.get("value"), nd)
-    ci = m.get("ci95")
-    return s + (f" [{_f(ci[0], nd)}, {_f(ci[1], nd)}]" if ci else "")
-
-
-def render_markdown(res: dict) -> str:
-    L = ["# Offline evaluation (held-out episodes)", ""]
-    d = res["dataset"]
-    L += [
-        f"Dataset `{d['repo_id']}` ({d['total_episodes']} episodes, {d['total_frames']} frames) at `{d['root']}`; "
-        f"seed {res['seed']}, {res['n_bootstrap']} episode-bootstrap resamples for the 95% intervals, batch size "
-        f"{res['batch_size']}, device {res['device']}.",
-        "",
-        f"Command: `{res['command']}`",
-        "",
-    ]
-    for n in res["notes"]:
-        L.append(f"> **Note:** {n}")
-    if res["notes"]:
-        L.append("")
-    L += [
-        "## Comparison",
-        "",
-        "Action MSE/L1 over the full predicted chunk (non-padded steps), normalized units, with 95% intervals over "
-        'episodes. World top-1 is the mean over horizons k = 1..K, beside the copy baseline ("the world does not '
-        'change") and the bigram baseline on the same held-out episodes. Corruption columns are corrupted/clean '
-        "action MSE, measured for every variant.",
-        "",
-        "| checkpoint | world input | held-out ep / frames | MSE (norm) | L1 (norm) | MSE (raw) | first-step MSE (norm) "
-        "| world top-1 avg | top-5 avg | copy top-1 | bigram top-1 | random | shuffle | mask |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for c in res["checkpoints"]:
-        a, w, cor = c["action"], c["world"], c["corruption"]["modes"]
-        wcols = (
-            [
-                _f(w["avg"]["top1"], 3),
-                _f(w["avg"]["top5"], 3),
-                _f(w["avg"]["copy"], 3),
-                _f(w["avg"]["bigram_top1"], 3),
-            ]
-            if w
-            else ["—"] * 4
-        )
-        L.append(
-            "| "
-            + " | ".join(
-                [
-                    f"{c['name']}",
-                    "yes" if c["uses_world_input"] else "no",
-                    f"{a['n_episodes']} / {a['n_frames']}",
-                    _ci(a["normalized"]["mse"]),
-                    _ci(a["normalized"]["l1"]),
-                    _f(a["raw"]["mse"]["value"]),
-                    _f(a["normalized"]["first_step_mse"]["value"]),
-                    *wcols,
-                    *[_f(cor[m]["ratio"], 4) for m in MODES],
-                ]
-            )
-            + " |"
-        )
-    L.append("")
-
-    for c in res["checkpoints"]:
-        a, w, cor = c["action"], c["world"], c["corruption"]
-        t = c["timing"]
-        L += [
-            f"## {c['name']}",
-            "",
-            f"- checkpoint: `{c['path']}` (variant `{c['variant']}`, chunk {c['chunk_size']}, trained "
-            f"{c['training']['steps']} steps, seed {c['training']['seed']})",
-            f"- held-out episodes (training run's eval_split={c['split']['eval_split']}, "
-            f"{c['split']['n_train_episodes']} training episodes): {c['split']['heldout_episodes']}",
-            f"- scored: {a['n_frames']} frames, {a['n_chunk_steps']} non-padded chunk steps",
-        ]
-        if c["world_tokens"]:
-            L.append(f"- world-token table: `{c['world_tokens']}`")
-        L += ["", "### Action error", "", "| | normalized | raw |", "|---|---|---|"]
-        for key, label in (
-            ("mse", "MSE (chunk)"),
-            ("l1", "L1 (chunk)"),
-            ("first_step_mse", "MSE (first step)"),
-            ("first_step_l1", "L1 (first step)"),
-        ):
-            L.append(f"| {label} | {_ci(a['normalized'][key])} | {_ci(a['raw'][key])} |")
-        names = a["normalized"]["per_dim"]["names"]
-        L += [
-            "",
-            "Per action dimension (chunk):",
-            "",
-            "| | " + " | ".join(names) + " |",
-            "|---" * (len(names) + 1) + "|",
-        ]
-        for unit in ("normalized", "raw"):
-            for key in ("mse", "l1"):
-                L.append(
-                    f"| {key.upper()} ({unit}) | " + " | ".join(_f(v) for v in a[unit]["per_dim"][key]) + " |"
-                )
-        if w:
-            L += [
-                "",
-                f"### World tokens (K={w['K']}, V={w['vocab_size']})",
-                "",
-                "| k | pairs | top-1 [95% CI] | top-5 | copy top-1 | bigram top-1 | bigram top-5 | top-1 − copy |",
-                "|---|---|---|---|---|---|---|---|",
-            ]
-            for r in w["per_k"]:
-                gap = None if r["top1"] is None or r["copy"] is None else r["top1"] - r["copy"]
-                L.append(
-                    f"| {r['k']} | {r['n']} | {_ci({'value': r['top1'], 'ci95': r['top1_ci95']}, 3)} | {_f(r['top5'], 3)} | "
-                    f"{_f(r['copy'], 3)} | {_f(r['bigram_top1'], 3)} | {_f(r['bigram_top5'], 3)} | {_f(gap, 3)} |"
-                )
-            av = w["avg"]
-            gap = None if av["top1"] is None or av["copy"] is None else av["top1"] - av["copy"]
-            L.append(
-                f"| avg | | {_ci({'value': av['top1'], 'ci95': av['top1_ci95']}, 3)} | {_f(av['top5'], 3)} | {_f(av['copy'], 3)} | "
-                f"{_f(av['bigram_top1'], 3)} | {_f(av['bigram_top5'], 3)} | {_f(gap, 3)} |"
-            )
-        L += [
-            "",
-            "### World corruption",
-            "",
-            "Action MSE in normalized units; world top-1 pooled over all (frame, k) pairs. World input: "
-            f"{'yes' if cor['uses_world_input'] else 'no (ratios still measured through the same code path)'}.",
-            "",
-            "| mode | corrupted MSE | corrupted/clean [95% CI] | max abs action change | world top-1 |",
-            "|---|---|---|---|---|",
-            f"| clean | {_f(cor['clean_mse'])} | 1 | 0 | {_f(cor.get('clean_world_top1'), 3)} |",
-        ]
-        for m in MODES:
-            r = cor["modes"][m]
-            L.append(
-                f"| {m} | {_f(r['mse'])} | {_ci({'value': r['ratio'], 'ci95': r['ratio_ci95']})} | "
-                f"{_f(r['max_abs_action_change'])} | {_f(r.get('world_top1'), 3)} |"
-            )
-        L += [
-            "",
-            f"Timing ({t['device']}, {t['torch_threads']} threads, shared with {len(t['checkpoints']) - 1} other checkpoint(s)): "
-            f"{t['frames']} frames x {t['passes_per_frame']} forwards in {t['wall_s']:.1f} s = {_f(t['frames_per_s'], 1)} frames/s; "
-            f"model forward {100 * (t['forward_fraction'] or 0):.0f}% of the time, data loading {t['data_s']:.1f} s.",
-            "",
-        ]
-    return "\n".join(L) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -207,7 +207,9 @@ def _heldout_batch(ev, toy_dataset, n=12):
 
 @pytest.fixture(scope="module")
 def c_eval(trained_checkpoints, toy_dataset):
-    from lerobot_world.eval_offline import CheckpointEval, EvalOfflineConfig, load_checkpoint
+    from lerobot_world.eval_offline import EvalOfflineConfig
+    from lerobot_world.offline_checkpoints import load_checkpoint
+    from lerobot_world.offline_scoring import CheckpointEval
 
     ev = CheckpointEval(
         load_checkpoint(str(trained_checkpoints["C"][0])), EvalOfflineConfig(), toy_dataset.meta, "cpu"
@@ -371,3 +373,13 @@ def test_merge_repeated_policy_paths():
         "--seed=1",
         "--policy.path=[a,b,c,d]",
     ]
+
+
+def test_eval_offline_module_still_exports_the_names_other_code_imports():
+    """lerobot_world.eval_offline re-exports what moved to offline_checkpoints / _scoring / _results_md."""
+    from lerobot_world import eval_offline, offline_checkpoints, offline_results_md, offline_scoring
+
+    assert all(hasattr(eval_offline, name) for name in eval_offline.__all__)
+    assert eval_offline.load_checkpoint is offline_checkpoints.load_checkpoint
+    assert eval_offline.CheckpointEval is offline_scoring.CheckpointEval
+    assert eval_offline.render_markdown is offline_results_md.render_markdown
