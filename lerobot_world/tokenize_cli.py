@@ -1,12 +1,11 @@
 """`lerobot-world tokenize`: fit a world-token codebook on a dataset's training episodes and write
 a token table (one token per frame of one camera) beside it.
 
-Pipeline: decode every frame of ``--image_key`` with LeRobotDataset (DataLoader workers, one video query
-per run of frames) -> the
-tokenizer's frozen encoder features -> fit the encoder projection (pixel_pca) and k-means on the
-*training* episodes only (``lerobot_world.splits``, the rule ``lerobot-train
---dataset.eval_split`` uses) -> quantise every frame with the same module the policy carries ->
-write the table to a temp dir beside ``--output_dir`` and move it into place.
+Pipeline: decode every frame of ``--image_key`` with LeRobotDataset (DataLoader workers, one video
+query per run of frames) -> the tokenizer's frozen encoder features -> fit the encoder projection
+(pixel_pca) and k-means on the *training* episodes only (``lerobot_world.splits``, the rule
+``lerobot-train --dataset.eval_split`` uses) -> quantise every frame with the same module the policy
+carries -> write the table to a temp dir beside ``--output_dir`` and move it into place.
 
 Example:
     lerobot-world tokenize --dataset.repo_id=HuggingFaceVLA/libero --dataset.root=/data/libero \\
@@ -115,28 +114,30 @@ class CameraSegments:
         return frames, idx, ep
 
 
-def encode_frames(ds, key: str, encoder, device, batch_size: int, num_workers: int, desc: str = "encode"):
-    """Frozen encoder features of every frame of ``key`` -> (features float64 [N,F] on CPU, index, episode_index,
-    timing dict). Decoding runs in DataLoader workers (pinned memory on CUDA) while the encoder runs, so the
-    encoder's rate bounds the stage when ``num_workers`` decoders keep up with it."""
-    import torch
+def segment_loader(ds, key: str, segment_len: int, num_workers: int, pin_memory: bool = False):
+    """DataLoader over ``CameraSegments``: each item is already a batch (one run of frames), decoded in
+    ``num_workers`` worker processes ahead of the consumer."""
     from torch.utils.data import DataLoader
+
+    return DataLoader(CameraSegments(ds, key, segment_len), batch_size=None, shuffle=False, num_workers=num_workers,
+                      pin_memory=pin_memory, prefetch_factor=4 if num_workers > 0 else None)
+
+
+def encode_frames(ds, key: str, encoder, device, batch_size: int, num_workers: int, desc: str = "encode"):
+    """Frozen encoder features of every frame of ``key`` -> (features float64 [N,F] on CPU, index, episode_index).
+    Decoding runs in DataLoader workers (pinned memory on CUDA) while the encoder runs, so the encoder's rate
+    bounds the stage when ``num_workers`` decoders keep up with it."""
+    import torch
     from tqdm.auto import tqdm
 
-    frames = CameraSegments(ds, key, batch_size)
-    n = frames.n_frames
     pin = device.type == "cuda"
-    loader = DataLoader(frames, batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=pin,
-                        prefetch_factor=4 if num_workers > 0 else None, persistent_workers=False)
+    loader = segment_loader(ds, key, batch_size, num_workers, pin_memory=pin)
+    n = loader.dataset.n_frames
     feats = index = episode_index = None
     filled = torch.zeros(n, dtype=torch.bool)
-    t_encoder = 0.0
-    t0 = time.perf_counter()
     with torch.no_grad(), tqdm(total=n, desc=desc, unit="frame") as bar:
         for imgs, idx, ep in loader:
-            te = time.perf_counter()
-            f = encoder.features(imgs.to(device, non_blocking=pin)).cpu()  # .cpu() synchronises
-            t_encoder += time.perf_counter() - te
+            f = encoder.features(imgs.to(device, non_blocking=pin)).cpu()
             if feats is None:
                 feats = torch.empty(n, f.shape[1], dtype=torch.float64)
                 index = torch.full((n,), -1, dtype=torch.long)
@@ -147,8 +148,7 @@ def encode_frames(ds, key: str, encoder, device, batch_size: int, num_workers: i
             bar.update(len(idx))
     if not bool(filled.all()):
         _fail(f"dataset {ds.repo_id} frame indices do not cover 0..{n - 1}; expected one frame per global index")
-    wall = time.perf_counter() - t0
-    return feats, index, episode_index, {"frames": n, "wall_s": wall, "encoder_s": t_encoder}
+    return feats, index, episode_index
 
 
 def _fail(msg: str):
@@ -238,7 +238,7 @@ def tokenize(cfg: TokenizeConfig) -> Path:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset(cfg.dataset.repo_id, root=root, video_backend=cfg.video_backend, return_uint8=True)
-    feats, index, episode_index, _ = encode_frames(
+    feats, index, episode_index = encode_frames(
         ds, cfg.image_key, encoder, device, cfg.batch_size, cfg.num_workers,
         desc=f"encode {cfg.image_key} ({cfg.encoder}, {device.type})",
     )

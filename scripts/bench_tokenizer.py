@@ -64,7 +64,7 @@ def _make_encoder(name: str, args):
 
 
 def bench_encode_pixel_pca(args, device) -> float:
-    enc = PixelPCAEncoder(pixel_size=16, out_dim=64)
+    enc = _make_encoder("pixel_pca", args)
     enc.fit(torch.rand(1000, enc.in_dim, dtype=torch.float64))
     tok = WorldTokenizer(enc, args.vocab).to(device)
     tok.codebook.copy_(torch.randn(args.vocab, enc.out_dim, dtype=torch.float64))
@@ -81,9 +81,8 @@ def bench_encode_dinov2(args, device) -> float:
 def bench_pipeline(args, device) -> dict:
     """tokenize's encode stage vs the encoder's forward rate and the decode rate, on one dataset."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from torch.utils.data import DataLoader
 
-    from lerobot_world.tokenize_cli import CameraSegments, encode_frames
+    from lerobot_world.tokenize_cli import encode_frames, segment_loader
     from lerobot_world.toy_dataset import AGENT_KEY, make_toy_dataset
 
     name = "pixel_pca" if args.dinov2 == "none" else f"dinov2-{args.dinov2}"
@@ -97,10 +96,8 @@ def bench_pipeline(args, device) -> dict:
         ds = LeRobotDataset("local/bench_pipeline", root=root, return_uint8=True)
         n = ds.meta.total_frames
 
-        # (b) decode alone, same loader settings as encode_frames
-        seg = CameraSegments(ds, AGENT_KEY, args.batch_size)
-        loader = DataLoader(seg, batch_size=None, num_workers=args.num_workers,
-                            prefetch_factor=4 if args.num_workers > 0 else None)
+        # (b) decode alone, with the loader encode_frames uses
+        loader = segment_loader(ds, AGENT_KEY, args.batch_size, args.num_workers)
         t = time.perf_counter()
         first = None
         for frames, _, _ in loader:
@@ -118,8 +115,9 @@ def bench_pipeline(args, device) -> dict:
             forward_fps = done / (time.perf_counter() - t)
 
         # the stage itself
-        _, _, _, timing = encode_frames(ds, AGENT_KEY, encoder, device, args.batch_size, args.num_workers, desc="pipeline")
-    pipeline_fps = n / timing["wall_s"]
+        t = time.perf_counter()
+        encode_frames(ds, AGENT_KEY, encoder, device, args.batch_size, args.num_workers, desc="pipeline")
+        pipeline_fps = n / (time.perf_counter() - t)
     r = {
         "pipeline_encoder": name, "pipeline_frames": n, "pipeline_batch": len(first), "num_workers": args.num_workers,
         "dataset_write_s": t_make, "decode_frames_per_s": decode_fps, "forward_frames_per_s": forward_fps,

