@@ -18,6 +18,16 @@ Definitions (used by results.json / results.md and documented here once):
 * **Closed-loop copy baseline** at horizon k: on exactly the same (t, t+k) pairs, how often the token
   observed at t equals the token observed at t+k ("the world does not change"). A model below it
   predicts the rollout's world worse than predicting no change; both low means the world moved.
+* **Changed-pair world accuracy**: the same hits restricted to the pairs where the token observed
+  at t+k differs from the one observed at t. A policy that sees w_t (variant C) can score the copy
+  baseline for free on all pairs; on changed pairs the copy baseline is 0 by definition, so any hit
+  there is a predicted change.
+* **Top-5 world accuracy** (all pairs and changed pairs): the observed token is among the policy's
+  5 most likely tokens for t+k; needs a policy exposing ``last_world_predicted_top5`` (None otherwise).
+
+Success-rate intervals here are per checkpoint (Wilson); the study's intervals with the training seed
+as the unit (hierarchical bootstrap, paired differences, McNemar) live in ``lerobot_world.stats`` and
+are computed by the report from the per-episode records.
 """
 
 import math
@@ -25,19 +35,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from lerobot_world.stats import wilson_interval  # noqa: F401  (re-exported: the one Wilson interval)
+
 ARM_DIMS = 6
-
-
-def wilson_interval(n_success: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Wilson score interval for a binomial proportion (None when there are no trials)."""
-    if n <= 0:
-        return None
-    if not 0 <= n_success <= n:
-        raise ValueError(f"n_success must be in 0..{n}, got {n_success}")
-    from scipy.stats import binomtest
-
-    ci = binomtest(int(n_success), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def default_success_grid(max_steps: int) -> list[int]:
@@ -96,20 +96,51 @@ def world_accuracy_counts(
     ``observed[t]`` is the token of the frame the policy saw at step t (t = 0..L-1); ``predicted[t]``
     holds the tokens predicted at step t for t+1..t+len(predicted[t]). The copy baseline is scored on
     the same pairs as the model (observed[t] == observed[t+k]), so the two are directly comparable.
-    Returns (correct[K], copy_correct[K], count[K]).
+    Returns (correct[K], copy_correct[K], count[K]); ``world_accuracy_details`` adds changed pairs and top-5.
+    """
+    d = world_accuracy_details(observed, predicted, horizon)
+    return d["correct"], d["copy_correct"], d["count"]
+
+
+def world_accuracy_details(
+    observed: Sequence[int],
+    predicted: Mapping[int, Sequence[int]],
+    horizon: int,
+    predicted_top5: Mapping[int, Sequence[Sequence[int]]] | None = None,
+) -> dict[str, np.ndarray | None]:
+    """Per horizon k = 1..horizon, for one episode: the counts of ``world_accuracy_counts`` plus
+
+    * ``changed_count`` / ``changed_correct``: the pairs where observed[t+k] != observed[t] (the copy
+      baseline scores 0 there by definition, so a hit is a predicted change) and the model's hits on them;
+    * ``top5_correct`` / ``changed_top5_correct``: the token observed at t+k is among the 5 predicted
+      for it (``predicted_top5[t]`` of shape (K', 5)), on all and on changed pairs; None without top-5.
     """
     obs = np.asarray(observed, dtype=np.int64)
-    correct = np.zeros(horizon, dtype=np.int64)
-    copy_correct = np.zeros(horizon, dtype=np.int64)
-    count = np.zeros(horizon, dtype=np.int64)
+    z = lambda: np.zeros(horizon, dtype=np.int64)  # noqa: E731
+    out = {"correct": z(), "copy_correct": z(), "count": z(), "changed_count": z(), "changed_correct": z()}
+    has5 = predicted_top5 is not None
+    top5_correct, changed_top5 = z(), z()
     for t, pred in predicted.items():
         pred = np.asarray(pred, dtype=np.int64)
+        top5 = np.asarray(predicted_top5[t], dtype=np.int64) if has5 else None
         for k in range(1, min(horizon, pred.shape[0]) + 1):
-            if 0 <= t < obs.shape[0] and t + k < obs.shape[0]:
-                count[k - 1] += 1
-                correct[k - 1] += int(pred[k - 1] == obs[t + k])
-                copy_correct[k - 1] += int(obs[t] == obs[t + k])
-    return correct, copy_correct, count
+            if not (0 <= t < obs.shape[0] and t + k < obs.shape[0]):
+                continue
+            target, changed = obs[t + k], obs[t] != obs[t + k]
+            hit = int(pred[k - 1] == target)
+            out["count"][k - 1] += 1
+            out["correct"][k - 1] += hit
+            out["copy_correct"][k - 1] += int(not changed)
+            if changed:
+                out["changed_count"][k - 1] += 1
+                out["changed_correct"][k - 1] += hit
+            if has5:
+                hit5 = int(bool((top5[k - 1] == target).any()))
+                top5_correct[k - 1] += hit5
+                changed_top5[k - 1] += hit5 if changed else 0
+    out["top5_correct"] = top5_correct if has5 else None
+    out["changed_top5_correct"] = changed_top5 if has5 else None
+    return out
 
 
 def safe_mean(values) -> float | None:
@@ -139,27 +170,47 @@ def aggregate_episodes(episodes: Sequence[dict], grid: Sequence[int], horizon: i
         "chunk_jump_within": _pooled_jump(episodes, "within"),
     }
     if horizon:
-        correct = np.zeros(horizon, dtype=np.int64)
-        copy_correct = np.zeros(horizon, dtype=np.int64)
-        count = np.zeros(horizon, dtype=np.int64)
-        has_copy = True  # records written before the copy baseline existed lack copy_correct
-        for e in episodes:
-            w = e.get("world")
-            if w:
-                correct += np.asarray(w["correct"], dtype=np.int64)
-                count += np.asarray(w["count"], dtype=np.int64)
-                if w.get("copy_correct") is None:
-                    has_copy = False
-                else:
-                    copy_correct += np.asarray(w["copy_correct"], dtype=np.int64)
-        row["world_accuracy"] = {
-            str(i + 1): (float(correct[i] / count[i]) if count[i] else None) for i in range(horizon)
+        row.update(_world_aggregate(episodes, horizon))
+    return row
+
+
+WORLD_DEFINITIONS = {
+    "world_changed_accuracy": "world_accuracy on the pairs where the token observed at t+k differs from the one "
+    "observed at t (the copy baseline is 0 there by definition)",
+    "world_top5_accuracy": "the token observed at t+k is among the 5 most likely tokens predicted at t for t+k",
+    "world_changed_top5_accuracy": "world_top5_accuracy on the changed pairs",
+}
+
+# Per-episode world fields -> aggregated per-k rate (numerator, denominator). A rate is None where any
+# episode with a world record lacks its numerator (records written before the field existed): a
+# partial sum would not be on the model's pairs.
+WORLD_RATES = {
+    "world_accuracy": ("correct", "count"),
+    "world_copy_baseline": ("copy_correct", "count"),
+    "world_changed_accuracy": ("changed_correct", "changed_count"),
+    "world_top5_accuracy": ("top5_correct", "count"),
+    "world_changed_top5_accuracy": ("changed_top5_correct", "changed_count"),
+}
+
+
+def _world_aggregate(episodes: Sequence[dict], horizon: int) -> dict:
+    records = [e["world"] for e in episodes if e.get("world")]
+    fields = {"correct", "count", "copy_correct", "changed_correct", "changed_count", "top5_correct", "changed_top5_correct"}
+    sums = {}
+    for f in fields:
+        if all(w.get(f) is not None for w in records):
+            sums[f] = np.sum([np.asarray(w[f], dtype=np.int64) for w in records], axis=0) if records else np.zeros(horizon, np.int64)
+        else:
+            sums[f] = None
+    row = {}
+    for name, (num, den) in WORLD_RATES.items():
+        n, d = sums[num], sums[den]
+        row[name] = {
+            str(i + 1): (float(n[i] / d[i]) if n is not None and d is not None and d[i] else None) for i in range(horizon)
         }
-        # None where any episode lacks copy counts: a partial sum would not be on the model's pairs.
-        row["world_copy_baseline"] = {
-            str(i + 1): (float(copy_correct[i] / count[i]) if count[i] and has_copy else None) for i in range(horizon)
-        }
-        row["world_pairs"] = {str(i + 1): int(count[i]) for i in range(horizon)}
+    row["world_pairs"] = {str(i + 1): int(sums["count"][i]) for i in range(horizon)}
+    changed = sums["changed_count"]
+    row["world_changed_pairs"] = {str(i + 1): (int(changed[i]) if changed is not None else None) for i in range(horizon)}
     return row
 
 

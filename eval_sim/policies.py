@@ -176,7 +176,9 @@ class _Runner:
     """One interface over a LeRobot policy (full processor chain) and a SimPolicy.
 
     ``act`` returns numpy actions (B, 7) plus per-step extras: whether a new action chunk started and,
-    for world_vla, the observed token [B] and predicted tokens [B, K] (or None).
+    for world_vla, the observed token [B] and predicted tokens [B, K] (or None). When a new prediction
+    came with top-5 tokens (the policy's ``last_world_predicted_top5``, [B, K, 5]), ``last_predicted_top5``
+    holds them as numpy until the next call (None otherwise).
     """
 
     def __init__(self, policy: LoadedPolicy | SimPolicy, env_cfg, corruption: str = "none"):
@@ -196,6 +198,7 @@ class _Runner:
             self.needs_env = bool(getattr(policy, "needs_env", False))
             self.type = getattr(policy, "name", type(policy).__name__)
             self.horizon = None
+            self.last_predicted_top5 = None
             return
         p = self.loaded.policy
         self.env_pre, self.env_post = self.loaded.env_preprocessor, self.loaded.env_postprocessor
@@ -212,6 +215,7 @@ class _Runner:
         self.horizon = int(p.config.future_offset) if is_world and predicts else None
         self.temporal_ensemble = getattr(p.config, "temporal_ensemble_coeff", None) is not None
         self._last_pred = None
+        self.last_predicted_top5 = None
 
     @property
     def policy_info(self) -> dict:
@@ -243,12 +247,16 @@ class _Runner:
         with torch.inference_mode():
             action = lp.policy.select_action(batch)
         observed = predicted = None
+        self.last_predicted_top5 = None
         if self.horizon:
             o = getattr(lp.policy, "last_world_observed", None)
             observed = None if o is None else o.detach().cpu().numpy().astype(np.int64)
             pr = getattr(lp.policy, "last_world_predicted", None)
             if pr is not None and pr is not self._last_pred:
                 predicted = pr.detach().cpu().numpy().astype(np.int64)
+                top5 = getattr(lp.policy, "last_world_predicted_top5", None)
+                if top5 is not None:
+                    self.last_predicted_top5 = top5.detach().cpu().numpy().astype(np.int64)
             self._last_pred = pr
         if self.temporal_ensemble:
             chunk = True

@@ -7,7 +7,7 @@ results.json and tested on its own.
 
 def _fmt(x, pct=False, nd=3):
     if x is None:
-        return "–"
+        return "—"
     if pct:
         return f"{100 * x:.1f}%"
     return f"{x:.{nd}f}" if isinstance(x, float) else str(x)
@@ -36,7 +36,7 @@ def render_markdown(r: dict) -> str:
         ci = a["ci95"]
         return (
             f"| {scope} | {task} | {a['n_success']}/{a['n_episodes']} | {_fmt(a['success_rate'], True)} | "
-            f"{'–' if not ci else f'{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%'} | {_fmt(a['mean_length'], nd=1)} | "
+            f"{'—' if not ci else f'{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%'} | {_fmt(a['mean_length'], nd=1)} | "
             f"{_fmt(a['goal_fraction'], True)} | {_fmt(a['jerk'], nd=4)} | {_fmt(a['chunk_jump_boundary'], nd=4)} | "
             f"{_fmt(a['chunk_jump_within'], nd=4)} |"
         )
@@ -56,20 +56,33 @@ def render_markdown(r: dict) -> str:
     if wa:
         ks = list(wa)
         L += ["", "## Closed-loop world accuracy (token predicted at t for t+k vs observed at t+k)", ""]
-        L += ["Copy = the token observed at t equals the one observed at t+k, on the same pairs (\"no change\").", ""]
+        L += [
+            "Copy = the token observed at t equals the one observed at t+k, on the same pairs (\"no change\"). "
+            "Changed = only the pairs where the token observed at t+k differs from the one at t: the copy baseline "
+            "is 0 there by definition, so a hit is a predicted change. Top-5 = the observed token is among the "
+            "policy's 5 most likely (— where the policy or an older results.json does not give them).",
+            "",
+        ]
         L += ["| scope | predictor | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|---|" + "---|" * len(ks)]
 
         def world_rows(scope, a):
-            copy = a.get("world_copy_baseline") or {}
+            def cells(key):
+                return " | ".join(_fmt((a.get(key) or {}).get(k), True) for k in ks)
+
             return [
-                f"| {scope} | model | " + " | ".join(_fmt(a["world_accuracy"][k], True) for k in ks) + " |",
-                f"| {scope} | copy | " + " | ".join(_fmt(copy.get(k), True) for k in ks) + " |",
+                f"| {scope} | model | {cells('world_accuracy')} |",
+                f"| {scope} | copy | {cells('world_copy_baseline')} |",
+                f"| {scope} | model top-5 | {cells('world_top5_accuracy')} |",
+                f"| {scope} | changed: model | {cells('world_changed_accuracy')} |",
+                f"| {scope} | changed: model top-5 | {cells('world_changed_top5_accuracy')} |",
             ]
 
         for t in r["per_task"]:
             L += world_rows(f"{t['suite']} #{t['task_id']}", t)
         L += world_rows("**all**", r["overall"])
+        changed = r["overall"].get("world_changed_pairs") or {}
         L.append("| pairs | | " + " | ".join(str(r["overall"]["world_pairs"][k]) for k in ks) + " |")
+        L.append("| changed pairs | | " + " | ".join(_fmt(changed.get(k)) for k in ks) + " |")
     th = r["throughput"]
     L += [
         "",
@@ -93,6 +106,10 @@ def render_markdown(r: dict) -> str:
             f"| {e['suite']} #{e['task_id']} | {e['episode_index']} | {e['init_state_id']} | {e['seed']} | "
             f"{'yes' if e['success'] else 'no'} | {e['length']} | {preds} | {vid} |"
         )
-    defs = r["metric_definitions"]
+    from eval_sim.metrics import WORLD_DEFINITIONS
+
+    defs = dict(r["metric_definitions"])
+    if wa:
+        defs.update({k: v for k, v in WORLD_DEFINITIONS.items() if k not in defs})
     L += ["", "## Definitions", ""] + [f"- {k}: {v}" for k, v in defs.items()]
     return "\n".join(L) + "\n"

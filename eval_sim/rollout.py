@@ -101,6 +101,7 @@ def run_task(
         length = np.full(B, max_steps, dtype=int)
         actions, chunk_starts, observed = [], [], []
         predicted: dict[int, np.ndarray] = {}
+        predicted_top5: dict[int, np.ndarray] = {}  # step -> (B, K, 5), when the policy exposes top-5
         writers = {
             i: VideoWriter(videos_dir / f"{suite}_task{task_id:02d}_ep{e:03d}.mp4", fps)
             for i, e in enumerate(ep_ids)
@@ -152,6 +153,9 @@ def run_task(
                     for i in range(B):
                         cur_pred[i] = (step, pred_tok[i])
                     predicted[step] = pred_tok
+                    top5 = getattr(runner, "last_predicted_top5", None)
+                    if top5 is not None:
+                        predicted_top5[step] = top5
                 t3 = time.perf_counter()
                 raw_obs, _reward, terminated, truncated, info = vec.step(action)
                 t4 = time.perf_counter()
@@ -213,11 +217,17 @@ def run_task(
                 rec["n_chunks"] = int(sum(bool(c) for c in cs))
             if runner.horizon and obs_arr is not None:
                 preds = {t: p[i] for t, p in predicted.items() if t < L}
-                correct, copy_correct, count = metrics.world_accuracy_counts(obs_arr[i, :L], preds, runner.horizon)
+                # top-5 only when every prediction of the episode came with it (else no partial counts)
+                top5 = {t: predicted_top5[t][i] for t in preds} if predicted_top5 and all(t in predicted_top5 for t in preds) else None
+                d = metrics.world_accuracy_details(obs_arr[i, :L], preds, runner.horizon, top5)
                 rec["world"] = {
-                    "correct": correct.tolist(),
-                    "copy_correct": copy_correct.tolist(),  # copy baseline hits on the same pairs
-                    "count": count.tolist(),
+                    "correct": d["correct"].tolist(),
+                    "copy_correct": d["copy_correct"].tolist(),  # copy baseline hits on the same pairs
+                    "count": d["count"].tolist(),
+                    "changed_count": d["changed_count"].tolist(),  # pairs with observed[t+k] != observed[t]
+                    "changed_correct": d["changed_correct"].tolist(),
+                    "top5_correct": None if d["top5_correct"] is None else d["top5_correct"].tolist(),
+                    "changed_top5_correct": None if d["changed_top5_correct"] is None else d["changed_top5_correct"].tolist(),
                 }
             if videos_dir is not None and e < max_videos:
                 rec["video"] = f"videos/{suite}_task{task_id:02d}_ep{e:03d}.mp4"

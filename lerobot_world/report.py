@@ -6,9 +6,33 @@ RUNS are run directories as the matrix runner lays them out (``<run>/state.json`
 ``results/`` tree holding only the small outputs (same layout, no checkpoints: the run's policy config
 is then read from ``<run>/policy_config.json`` / ``<run>/train_config.json`` when present).
 
-The interpretation is written by rules that only state what the intervals support: two arms differ
-only where their 95% intervals do not overlap (Wilson intervals for success rates, bootstrap-over-
-episodes intervals for offline MSE, corrupted/clean ratio intervals that exclude 1.0).
+Statistics (DESIGN §5; the code is ``lerobot_world.stats``). The training seed is the unit:
+
+* **Same seeds for every arm.** For closed loop and for offline separately, the study seeds are the
+  seeds every arm with such results has (main runs, not sweeps). Per-arm numbers and all comparisons use
+  exactly those seeds; a run with any other seed is listed under "extra seeds, not in comparisons" and
+  never pooled into an arm or a comparison. Two main runs of one arm with the same seed are an error.
+* **Per arm**: closed-loop success (overall and per task) and offline normalized action MSE, pooled
+  over the study seeds, with a 95% hierarchical-bootstrap interval (seeds resampled, then episodes
+  within seed and task: closed-loop episodes, or held-out episodes offline). Below ``stats.MIN_UNITS``
+  resampled units no interval is printed: "n too small".
+* **Between arms**: three named comparisons, B vs A ("aux loss"), C_no_world_input vs B ("actions
+  reading the forecast"), C vs C_no_world_input ("world input"). Each is a paired difference with its
+  95% bootstrap interval, the same resample applied to both arms' matched units: closed-loop success
+  paired by (seed, suite, task, init state, env seed); offline MSE paired by (seed, held-out episode).
+  Closed-loop success also gets McNemar's exact test on the discordant pairs pooled over seeds.
+  Episodes that do not match are excluded and counted in a note.
+* **Corruption**: closed loop, ``eval_sim_<mode>`` is paired with the clean run episode by episode
+  (same keys); offline, each held-out episode's corrupted squared error is paired with its clean one.
+* **World accuracy** beside the copy baseline on all pairs, and on the pairs where w_{t+k} != w_t, where
+  the copy baseline is 0 by definition (a variant that sees w_t copies it for free on the others).
+* **Claims**: the interpretation states an effect only where the interval of a paired difference excludes
+  0, names the comparison, and says when there is one seed (then the numbers describe checkpoints, not
+  methods). Per-run tables keep each result file's own intervals (Wilson for one checkpoint's success,
+  the episode bootstrap offline), labelled as such; no conclusion is drawn from their overlap.
+
+The report is deterministic: every bootstrap is seeded (``--bootstrap_seed``) and every unit list
+sorted, so building it twice from the same results gives byte-identical REPORT.md and REPORT.json.
 """
 
 import json
@@ -17,14 +41,28 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lerobot_world import stats
+
 VARIANT_ORDER = ("A", "B", "C", "C_no_world_input")
 ARCH = {
-    "A": ("no", "no", "— (plain action BC)"),
-    "B": ("no", "yes", "aux MLP head on pooled encoder output"),
-    "C": ("yes", "yes", "K world queries in the decoder"),
-    "C_no_world_input": ("no", "yes", "K world queries in the decoder (C without world input)"),
+    "A": ("no", "no", "—"),
+    "B": ("no", "yes", "aux MLP head on pooled encoder output; a loss only, never reaches the actions"),
+    "C": (
+        "yes",
+        "yes",
+        "K world queries in the decoder; the action queries read them (block mask); world input = current + "
+        "past tokens (stride s)",
+    ),
+    "C_no_world_input": ("no", "yes", "C's queries and mask, no world input"),
 }
 CORRUPTIONS = ("random", "shuffle", "mask")
+# (arm, reference arm, what the difference isolates): DESIGN §1's three contrasts.
+COMPARISONS = (
+    ("B", "A", "aux loss"),
+    ("C_no_world_input", "B", "actions reading the forecast"),
+    ("C", "C_no_world_input", "world input"),
+)
+EXTRA = "extra seeds, not in comparisons"
 
 
 class ReportError(ValueError):
@@ -128,6 +166,26 @@ def fmt_ci(value, ci, digits=3, pct=False) -> str:
     return text
 
 
+def fmt_est(r: dict | None, digits=4, pct=False, diff=False) -> str:
+    """A ``stats`` result as "value [lo, hi]", "value (n too small)" or "—"; pct: %, or pp for a difference."""
+    if not r or r.get("value") is None:
+        return "—"
+    scale, d = (100, 0 if not diff else 1) if pct else (1, digits)
+    spec = f"{'+' if diff else ''}.{d}f"
+    unit = (" pp" if diff else "%") if pct else ""
+    text = f"{format(r['value'] * scale, spec)}{unit}"
+    if r.get("ci95"):
+        lo, hi = r["ci95"]
+        text += f" [{format(lo * scale, spec)}, {format(hi * scale, spec)}]"
+    elif r.get("too_small"):
+        text += f" ({stats.TOO_SMALL})"
+    return text
+
+
+def fmt_seeds(seeds) -> str:
+    return ", ".join(str(s) for s in seeds) if seeds else "—"
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -135,14 +193,13 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def wilson(k: int, n: int) -> tuple[float, float] | None:
-    """95% Wilson interval (pooled closed-loop successes across seeds), the same one eval-sim reports."""
-    from eval_sim.metrics import wilson_interval
-
-    return wilson_interval(k, n)
+    """95% Wilson interval of one checkpoint's success rate (the one eval-sim reports)."""
+    return stats.wilson_interval(k, n)
 
 
-def overlap(a, b) -> bool:
-    return a is None or b is None or not (a[1] < b[0] or b[1] < a[0])
+def mean_over(per_k: dict | None, ks) -> float | None:
+    vals = [(per_k or {}).get(k) for k in ks]
+    return sum(vals) / len(vals) if ks and all(v is not None for v in vals) else None
 
 
 def closed_loop_world(overall: dict) -> tuple[dict, dict | None, float | None, float | None, list[str]]:
@@ -159,10 +216,226 @@ def closed_loop_world(overall: dict) -> tuple[dict, dict | None, float | None, f
 
 def pairs_text(per_k: dict | None) -> str:
     """Pairs scored per k: one number when every horizon has the same count, else the range."""
-    counts = list((per_k or {}).values())
+    counts = [c for c in (per_k or {}).values() if c is not None]
     if not counts:
         return "—"
     return str(counts[0]) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
+
+
+# --- units and the study's seed sets --------------------------------------------------------------------
+def sim_units(result: dict | None, where: str) -> dict | None:
+    """Closed-loop episodes keyed by (suite, task_id, init_state_id, env seed); None without episode records."""
+    if not result or result.get("episodes") is None:
+        return None
+    out = {}
+    for e in result["episodes"]:
+        key = (e["suite"], int(e["task_id"]), e.get("init_state_id"), e.get("seed"))
+        if key in out:
+            raise ReportError(
+                f"{where}: two episodes share suite/task/init state/seed {key}; episodes cannot be paired."
+            )
+        out[key] = e
+    return out
+
+
+def offline_units(offline: dict | None) -> dict | None:
+    """Held-out episodes keyed by episode index; None for results written before per-episode sums."""
+    if not offline or offline.get("per_episode") is None:
+        return None
+    return {int(e["episode_index"]): e for e in offline["per_episode"]}
+
+
+@dataclass
+class Study:
+    """Main runs per arm and kind of result, and the seeds every arm has (the only ones compared)."""
+
+    runs: list[RunRecord]
+    n_bootstrap: int = stats.N_BOOTSTRAP
+    rng_seed: int = 0
+    arms: dict = field(default_factory=dict)  # kind ("sim" | "offline") -> arm -> seed -> RunRecord
+    seeds: dict = field(default_factory=dict)  # kind -> sorted seeds common to every arm with that kind
+
+    def __post_init__(self):
+        for kind in ("sim", "offline"):
+            arms: dict = {}
+            for r in self.runs:
+                if not (r.is_main and r.variant in VARIANT_ORDER and getattr(r, kind)):
+                    continue
+                by_seed = arms.setdefault(r.variant, {})
+                if r.seed in by_seed:
+                    raise ReportError(
+                        f"two main runs of arm {r.variant} with seed {r.seed} ({by_seed[r.seed].path} and {r.path}); "
+                        "pass only one of them."
+                    )
+                by_seed[r.seed] = r
+            common = set.intersection(*(set(v) for v in arms.values())) if arms else set()
+            self.arms[kind] = {v: arms[v] for v in VARIANT_ORDER if v in arms}
+            self.seeds[kind] = sorted(common, key=stats.sort_key)
+
+    def extra(self) -> list[tuple[RunRecord, str]]:
+        """(run, kind) of main runs whose seed is not shared by every arm: reported apart, never pooled."""
+        out = []
+        for kind in ("offline", "sim"):
+            for arm, by_seed in self.arms[kind].items():
+                for seed, r in sorted(by_seed.items(), key=lambda x: stats.sort_key(x[0])):
+                    if seed not in self.seeds[kind]:
+                        out.append((r, kind))
+        return out
+
+    def boot(self, num, den, seeds, strata) -> dict:
+        return stats.hierarchical_bootstrap(num, den, seeds, strata, n_bootstrap=self.n_bootstrap, rng_seed=self.rng_seed)
+
+    def paired(self, u: "_Pairs") -> dict:
+        return stats.paired_difference(
+            u.na, u.da, u.nb, u.db, u.seeds, u.strata, n_bootstrap=self.n_bootstrap, rng_seed=self.rng_seed
+        )
+
+
+@dataclass
+class _Pairs:
+    """Matched units of two arms (or clean vs corrupted), in a deterministic order."""
+
+    seeds: list = field(default_factory=list)
+    strata: list = field(default_factory=list)
+    na: list = field(default_factory=list)
+    da: list = field(default_factory=list)
+    nb: list = field(default_factory=list)
+    db: list = field(default_factory=list)
+    only_a: int = 0
+    only_b: int = 0
+    missing: list = field(default_factory=list)  # runs without per-episode records
+
+    def add(self, seed, stratum, na, da, nb, db):
+        self.seeds.append(seed)
+        self.strata.append(stratum)
+        self.na.append(float(na))
+        self.da.append(float(da))
+        self.nb.append(float(nb))
+        self.db.append(float(db))
+
+    def note(self) -> str:
+        parts = []
+        if self.only_a or self.only_b:
+            parts.append(f"{self.only_a + self.only_b} unmatched episode(s) excluded ({self.only_a} / {self.only_b})")
+        if self.missing:
+            parts.append(f"no per-episode records in {', '.join(self.missing)}")
+        return "; ".join(parts)
+
+
+def _match(u: _Pairs, seed, ua: dict, ub: dict, add) -> None:
+    keys, only_a, only_b = stats.match_units(ua, ub)
+    u.only_a += len(only_a)
+    u.only_b += len(only_b)
+    for k in keys:
+        add(seed, k, ua[k], ub[k])
+
+
+def sim_pairs(study: Study, a: str, b: str) -> _Pairs:
+    """Closed-loop success of arms a and b on the same (seed, suite, task, init state, env seed)."""
+    u = _Pairs()
+    for s in study.seeds["sim"]:
+        ra, rb = study.arms["sim"][a][s], study.arms["sim"][b][s]
+        ua, ub = sim_units(ra.sim, ra.name), sim_units(rb.sim, rb.name)
+        if ua is None or ub is None:
+            u.missing += [r.name for r, x in ((ra, ua), (rb, ub)) if x is None]
+            continue
+        _match(u, s, ua, ub, lambda s, k, ea, eb: u.add(s, k[:2], ea["success"], 1, eb["success"], 1))
+    return u
+
+
+def offline_pairs(study: Study, a: str, b: str, num_a=lambda e: e["se_sum"], num_b=lambda e: e["se_sum"]) -> _Pairs:
+    """Offline normalized MSE of arms a and b on the same (seed, held-out episode)."""
+    u = _Pairs()
+    for s in study.seeds["offline"]:
+        ra, rb = study.arms["offline"][a][s], study.arms["offline"][b][s]
+        ua, ub = offline_units(ra.offline), offline_units(rb.offline)
+        if ua is None or ub is None:
+            u.missing += [r.name for r, x in ((ra, ua), (rb, ub)) if x is None]
+            continue
+        _match(u, s, ua, ub, lambda s, k, ea, eb: u.add(s, ea.get("task_index"), num_a(ea), ea["n_values"],
+                                                        num_b(eb), eb["n_values"]))
+    return u
+
+
+def sim_corruption_pairs(study: Study, arm: str, mode: str) -> tuple[_Pairs, list]:
+    """Corrupted vs clean closed-loop success of one arm, episode by episode; and the seeds that have the mode."""
+    u, seeds = _Pairs(), []
+    for s in study.seeds["sim"]:
+        r = study.arms["sim"][arm][s]
+        if mode not in r.sim_corrupted:
+            continue
+        seeds.append(s)
+        uc, uk = sim_units(r.sim_corrupted[mode], f"{r.name} ({mode})"), sim_units(r.sim, r.name)
+        if uc is None or uk is None:
+            u.missing.append(r.name)
+            continue
+        _match(u, s, uc, uk, lambda s, k, ec, ek: u.add(s, k[:2], ec["success"], 1, ek["success"], 1))
+    return u, seeds
+
+
+def _world_sum(w: dict | None, key: str) -> int | None:
+    v = (w or {}).get(key)
+    return None if v is None else int(sum(v))
+
+
+# --- per-arm numbers --------------------------------------------------------------------------------------
+def arm_success(study: Study, arm: str, task: tuple | None = None) -> dict | None:
+    seeds, strata, num = [], [], []
+    for s in study.seeds["sim"]:
+        r = study.arms["sim"][arm][s]
+        units = sim_units(r.sim, r.name)
+        if units is None:
+            return None
+        for key in sorted(units, key=stats.sort_key):
+            if task is None or key[:2] == task:
+                seeds.append(s)
+                strata.append(key[:2])
+                num.append(float(units[key]["success"]))
+    return study.boot(num, None, seeds, strata) if seeds else None
+
+
+def arm_offline(study: Study, arm: str, num=lambda e: e["se_sum"], den=lambda e: e["n_values"]) -> dict | None:
+    seeds, strata, nums, dens = [], [], [], []
+    for s in study.seeds["offline"]:
+        units = offline_units(study.arms["offline"][arm][s].offline)
+        if units is None:
+            return None
+        for k in sorted(units):
+            e = units[k]
+            n, d = num(e), den(e)
+            if n is None or d is None:
+                return None
+            seeds.append(s)
+            strata.append(e.get("task_index"))
+            nums.append(n)
+            dens.append(d)
+    return study.boot(nums, dens, seeds, strata) if seeds else None
+
+
+def arm_sim_world(study: Study, arm: str, num_key: str, den_key: str) -> dict | None:
+    """Closed-loop world hits pooled over k and episodes (per-episode records), hierarchical interval."""
+    seeds, strata, nums, dens = [], [], [], []
+    for s in study.seeds["sim"]:
+        r = study.arms["sim"][arm][s]
+        units = sim_units(r.sim, r.name) or {}
+        for key in sorted(units, key=stats.sort_key):
+            w = units[key].get("world")
+            if not w:
+                continue
+            n, d = _world_sum(w, num_key), _world_sum(w, den_key)
+            if n is None or d is None:
+                return None  # records from before the field existed
+            seeds.append(s)
+            strata.append(key[:2])
+            nums.append(n)
+            dens.append(d)
+    return study.boot(nums, dens, seeds, strata) if seeds and sum(dens) else None
+
+
+def _seed_note(seeds) -> str:
+    if not seeds:
+        return "no seed common to every arm"
+    return f"seeds {fmt_seeds(seeds)}" + (f" ({stats.ONE_SEED})" if len(seeds) == 1 else "")
 
 
 # --- sections -----------------------------------------------------------------------------------------------
@@ -176,214 +449,392 @@ def config_section(runs: list[RunRecord]) -> list[str]:
             r.name, r.variant, world_in, world_loss, where, fmt(r.seed),
             fmt(p.get("future_offset")) if uses_world else "—",
             fmt(p.get("world_vocab_size")) if uses_world else "—",
-            fmt(p.get("world_context")) if r.variant == "C" else "—",
+            f"{fmt(p.get('world_context'))} (s={fmt(p.get('world_context_stride'))})" if r.variant == "C" else "—",
             fmt(p.get("lambda_world")) if uses_world else "—",
             f"{p.get('dim_model', '?')}/{p.get('n_encoder_layers', '?')}/{p.get('n_decoder_layers', '?')}",
             f"{p.get('chunk_size', '?')}/{p.get('n_action_steps', '?')}",
             fmt(t.get("steps")), fmt(t.get("batch_size")),
         ])
-    header = ["run", "variant", "world input", "world loss", "prediction", "seed", "K", "V", "ctx", "λ_world",
-              "dim/enc/dec", "chunk/exec", "steps", "batch"]
+    header = ["run", "variant", "world input", "world loss", "prediction", "seed", "K", "V", "ctx (stride)",
+              "λ_world", "dim/enc/dec", "chunk/exec", "steps", "batch"]
     return ["## 1. Configurations", "", *table(header, rows), ""]
 
 
-def offline_section(runs: list[RunRecord]) -> list[str]:
+def seeds_section(study: Study) -> list[str]:
+    out = ["## 2. Seeds", "",
+           "The training seed is the unit. Per-arm numbers and comparisons use only the seeds every arm has "
+           f"(closed loop and offline separately); a run with another seed is listed here and never pooled. "
+           f"Intervals below {stats.MIN_UNITS} resampled units are not printed (\"{stats.TOO_SMALL}\").", ""]
+    rows = []
+    for kind, label in (("offline", "offline"), ("sim", "closed loop")):
+        arms = study.arms[kind]
+        if arms:
+            rows.append([label, ", ".join(arms), fmt_seeds(study.seeds[kind]),
+                         "; ".join(f"{a}: {fmt_seeds(sorted(v, key=stats.sort_key))}" for a, v in arms.items())])
+    out += table(["results", "arms", "seeds compared", "seeds per arm"], rows) if rows else ["No results found."]
+    extra = study.extra()
+    if extra:
+        out += ["", f"### Runs with {EXTRA}", ""]
+        erows = []
+        for r, kind in extra:
+            if kind == "offline":
+                m = r.offline["action"]["normalized"]["mse"]
+                erows.append([r.name, r.variant, fmt(r.seed), "offline", f"MSE (norm.) {fmt(m['value'], 4)}"])
+            else:
+                o = r.sim["overall"]
+                erows.append([r.name, r.variant, fmt(r.seed), "closed loop",
+                              f"success {o['n_success']}/{o['n_episodes']}"])
+        out += table(["run", "arm", "seed", "results", "value (this checkpoint only)"], erows)
+    return out + [""]
+
+
+def _run_small(o: dict) -> bool:
+    """One checkpoint's offline intervals withheld: flagged by eval-offline, or (older files) too few episodes."""
+    iv = o.get("intervals")
+    return bool(iv["too_small"]) if iv else o["action"]["n_episodes"] < stats.MIN_UNITS
+
+
+def _run_ci(value, ci, small: bool, digits=3) -> str:
+    if value is None:
+        return "—"
+    return fmt(value, digits) + f" ({stats.TOO_SMALL})" if small else fmt_ci(value, ci, digits)
+
+
+def offline_section(study: Study) -> list[str]:
+    runs = study.runs
     rows, world_rows, corr_rows = [], [], []
     for r in runs:
         o = r.offline
         if not o:
             continue
+        small = _run_small(o)
         a = o["action"]
         n, raw = a["normalized"], a["raw"]
         rows.append([
-            r.name, str(a["n_episodes"]), str(a["n_frames"]),
-            fmt_ci(n["mse"]["value"], n["mse"]["ci95"]), fmt_ci(n["l1"]["value"], n["l1"]["ci95"]),
-            fmt_ci(n["first_step_mse"]["value"], n["first_step_mse"]["ci95"]),
-            fmt_ci(raw["mse"]["value"], raw["mse"]["ci95"], digits=4),
+            r.name, fmt(r.seed), str(a["n_episodes"]), str(a["n_frames"]),
+            _run_ci(n["mse"]["value"], n["mse"]["ci95"], small, 4), _run_ci(n["l1"]["value"], n["l1"]["ci95"], small, 4),
+            _run_ci(n["first_step_mse"]["value"], n["first_step_mse"]["ci95"], small, 4),
+            _run_ci(raw["mse"]["value"], raw["mse"]["ci95"], small, 4),
         ])
         w = o.get("world")
         if w:
-            avg = w["avg"]
+            avg, pk = w["avg"], w["per_k"]
             world_rows.append([
                 r.name, str(w["K"]), str(w["vocab_size"]),
-                fmt_ci(avg["top1"], avg.get("top1_ci95")), fmt(avg["top5"]), fmt(avg["copy"]),
-                fmt(avg.get("bigram_top1")), fmt(avg.get("bigram_top5")),
-                " ".join(fmt(k["top1"], 2) for k in w["per_k"]),
-                " ".join(fmt(k["copy"], 2) for k in w["per_k"]),
+                _run_ci(avg["top1"], avg.get("top1_ci95"), small), fmt(avg["top5"]), fmt(avg["copy"]),
+                fmt(avg.get("bigram_top1")),
+                fmt(avg.get("top1_changed")), fmt(avg.get("top5_changed")),
+                fmt((w.get("pooled") or {}).get("n_changed")),
+                " ".join(fmt(k["top1"], 2) for k in pk), " ".join(fmt(k["copy"], 2) for k in pk),
+                " ".join(fmt(k.get("top1_changed"), 2) for k in pk),
             ])
         c = o.get("corruption")
         if c:
             modes = c["modes"]
             corr_rows.append([
-                r.name, "yes" if c["uses_world_input"] else "no", fmt(c["clean_mse"]),
-                *[f"{fmt(modes[m]['mse'])} (×{fmt_ci(modes[m]['ratio'], modes[m].get('ratio_ci95'))})" for m in CORRUPTIONS],
+                r.name, "yes" if c["uses_world_input"] else "no", fmt(c["clean_mse"], 4),
+                *[f"{fmt(modes[m]['mse'], 4)} (×{_run_ci(modes[m]['ratio'], modes[m].get('ratio_ci95'), small)})"
+                  for m in CORRUPTIONS],
             ])
     if not rows:
-        return ["## 2. Offline evaluation", "", "No offline results found (`<run>/eval_offline/results.json`).", ""]
-    out = ["## 2. Offline evaluation (held-out episodes)", "",
-           "Action error over the full predicted chunk (non-padded steps); 95% bootstrap intervals over episodes.", ""]
-    out += table(["run", "episodes", "frames", "MSE (norm.)", "L1 (norm.)", "first-step MSE (norm.)", "MSE (raw)"], rows)
+        return ["## 3. Offline evaluation", "", "No offline results found (`<run>/eval_offline/results.json`).", ""]
+    seeds = study.seeds["offline"]
+    out = ["## 3. Offline evaluation (held-out episodes)", "",
+           "### Per arm", "",
+           f"Normalized action MSE over the full predicted chunk (non-padded steps), pooled over {_seed_note(seeds)}; "
+           "95% hierarchical bootstrap (seeds, then held-out episodes within seed and task). World top-1 is pooled "
+           "over k and held-out pairs; \"changed\" = only the pairs with w_{t+k} != w_t, where copying scores 0.", ""]
+    arm_rows = []
+    for arm in study.arms["offline"]:
+        mse = arm_offline(study, arm)
+        n_eps = sum(len(offline_units(study.arms["offline"][arm][s].offline) or {}) for s in seeds)
+        world = [
+            arm_offline(study, arm, lambda e: _world_sum(e.get("world"), "top1"), lambda e: _world_sum(e.get("world"), "valid")),
+            arm_offline(study, arm, lambda e: _world_sum(e.get("world"), "copy"), lambda e: _world_sum(e.get("world"), "valid")),
+            arm_offline(study, arm, lambda e: _world_sum(e.get("world"), "top1_changed"),
+                        lambda e: _world_sum(e.get("world"), "changed")),
+        ] if arm != "A" else [None, None, None]
+        arm_rows.append([arm, fmt_seeds(seeds), str(n_eps) if mse else "—",
+                         fmt_est(mse) if mse else "no per-episode sums", *[fmt_est(x, 3) for x in world]])
+    out += table(["arm", "seeds", "held-out episodes", "MSE (norm.) [95% CI]", "world top-1", "copy",
+                  "top-1 on changed pairs (copy = 0)"], arm_rows)
+    out += ["", "### Per run", "",
+            "Each checkpoint's own numbers (eval-offline's episode bootstrap; one checkpoint = one seed).", ""]
+    out += table(["run", "seed", "episodes", "frames", "MSE (norm.)", "L1 (norm.)", "first-step MSE (norm.)",
+                  "MSE (raw)"], rows)
     if world_rows:
-        out += ["", "### World-token prediction", "",
+        out += ["", "### World-token prediction (per run)", "",
                 "Top-1/top-5 averaged over horizons k = 1..K, beside the copy baseline P(w_t = w_{t+k}) and the "
-                "majority/bigram baseline on the same held-out pairs; per-k columns list k = 1..K.", ""]
-        out += table(["run", "K", "V", "top-1 [95% CI]", "top-5", "copy", "bigram top-1", "bigram top-5",
-                      "top-1 per k", "copy per k"], world_rows)
+                "bigram baseline on the same held-out pairs; \"changed\" columns: only the pairs with "
+                "w_{t+k} != w_t (copy baseline 0 there by definition); per-k columns list k = 1..K.", ""]
+        out += table(["run", "K", "V", "top-1", "top-5", "copy", "bigram top-1", "top-1 changed", "top-5 changed",
+                      "changed pairs", "top-1 per k", "copy per k", "top-1 changed per k"], world_rows)
     if corr_rows:
-        out += ["", "## 3. World corruption (offline)", "",
+        out += ["", "## 4. World corruption (offline)", "",
                 "Normalized action MSE with the world input replaced (random ids / batch shuffle / mask id); "
-                "(×ratio [95% CI]) = corrupted / clean. Variants without world input go through the same "
-                "code path: their ratio is measured, not written in.", ""]
+                "(×ratio) = corrupted / clean for this checkpoint. Variants without world input go through the "
+                "same code path: their ratio is measured, not written in.", ""]
         out += table(["run", "world input", "clean MSE", "random", "shuffle", "mask"], corr_rows)
+        crow = []
+        for arm in study.arms["offline"]:
+            cells = []
+            for m in CORRUPTIONS:
+                u = offline_pairs(study, arm, arm, num_a=lambda e, m=m: e["corrupted_se_sum"][m])
+                cells.append(fmt_est(study.paired(u), 4, diff=True) if u.seeds else "—")
+            crow.append([arm, fmt_seeds(seeds), *cells])
+        out += ["", f"Per arm, paired on the same held-out episodes ({_seed_note(seeds)}): corrupted − clean "
+                "normalized MSE [95% hierarchical bootstrap].", ""]
+        out += table(["arm", "seeds", "random", "shuffle", "mask"], crow)
     return out + [""]
 
 
-def sim_section(runs: list[RunRecord]) -> list[str]:
-    sims = [r for r in runs if r.sim]
+def sim_section(study: Study) -> list[str]:
+    sims = [r for r in study.runs if r.sim]
     if not sims:
-        return ["## 4. Closed-loop LIBERO evaluation", "", "No closed-loop results found (`<run>/eval_sim/results.json`).", ""]
-    rows, task_rows, world_rows, corr_rows = [], [], [], []
+        return ["## 5. Closed-loop LIBERO evaluation", "", "No closed-loop results found (`<run>/eval_sim/results.json`).", ""]
+    seeds = study.seeds["sim"]
+    rows, world_rows = [], []
     for r in sims:
         o = r.sim["overall"]
         within = o.get("success_within", {})
         rows.append([
-            r.name, str(o["n_episodes"]), fmt_ci(o["success_rate"], o["ci95"], pct=True),
+            r.name, fmt(r.seed), str(o["n_episodes"]), fmt_ci(o["success_rate"], o["ci95"], pct=True),
             fmt(o.get("mean_length"), 1), fmt(o.get("goal_fraction"), 2), fmt(o.get("jerk"), 4),
             fmt(o.get("chunk_jump_boundary"), 4), fmt(o.get("chunk_jump_within"), 4),
             " ".join(f"{t}:{fmt(v, 2)}" for t, v in within.items()),
         ])
+        if o.get("world_accuracy"):
+            acc, copy, acc_avg, copy_avg, ks = closed_loop_world(o)
+            changed = o.get("world_changed_accuracy")
+            world_rows.append([
+                r.name, fmt(acc_avg), fmt(copy_avg), fmt(mean_over(o.get("world_top5_accuracy"), ks)),
+                fmt(mean_over(changed, ks)), fmt(mean_over(o.get("world_changed_top5_accuracy"), ks)),
+                " ".join(f"k{k}:{fmt(v, 2)}" for k, v in acc.items()),
+                " ".join(f"k{k}:{fmt(copy.get(k), 2)}" for k in acc) if copy else "—",
+                " ".join(f"k{k}:{fmt(changed.get(k), 2)}" for k in acc) if changed else "—",
+                pairs_text(o.get("world_pairs")), pairs_text(o.get("world_changed_pairs")),
+            ])
+    first = sims[0].sim
+    out = ["## 5. Closed-loop LIBERO evaluation", "",
+           f"LeRobot's LIBERO env and processors, LIBERO's fixed init states; max {first['env'].get('max_steps')} "
+           f"steps; eval seed {first.get('seed')} ({first.get('episode_seeds')}).", "",
+           "### Per arm", "",
+           f"Success pooled over {_seed_note(seeds)}; 95% hierarchical bootstrap (seeds, then episodes within "
+           "seed and task).", ""]
+    arm_rows, tasks = [], set()
+    for arm in study.arms["sim"]:
+        for s in seeds:
+            tasks |= {k[:2] for k in sim_units(study.arms["sim"][arm][s].sim, arm) or {}}
+    tasks = sorted(tasks, key=stats.sort_key)
+    for arm in study.arms["sim"]:
+        est = arm_success(study, arm)
+        arm_rows.append([arm, fmt_seeds(seeds), str(est["n_units"]) if est else "—",
+                         fmt_est(est, pct=True) if est else "no per-episode records"])
+    out += table(["arm", "seeds", "episodes", "success [95% CI]"], arm_rows)
+    if tasks:
+        trows = []
+        for t in tasks:
+            trows.append([f"{t[0]} #{t[1]}", *[fmt_est(arm_success(study, arm, t), pct=True) for arm in study.arms["sim"]]])
+        out += ["", "Per task (same seeds; episodes within seed resampled):", ""]
+        out += table(["task", *study.arms["sim"]], trows)
+    out += ["", "### Per run", "",
+            "Each checkpoint's own numbers: success with eval-sim's 95% Wilson interval (one checkpoint); goal = "
+            "share of the task's BDDL goal predicates true at the end; jerk = mean |a[t+1]-2a[t]+a[t-1]|; chunk "
+            "jump = mean |a[t]-a[t-1]| at chunk-start steps vs within chunks; success within T steps.", ""]
+    out += table(["run", "seed", "episodes", "success [Wilson]", "length", "goal", "jerk", "jump@chunk",
+                  "jump within", "success within T"], rows)
+    task_rows = []
+    for r in sims:
         for t in r.sim["per_task"]:
             task_rows.append([r.name, f"{t['suite']} #{t['task_id']}", t["task"], str(t["n_episodes"]),
                               fmt_ci(t["success_rate"], t["ci95"], pct=True)])
-        if o.get("world_accuracy"):
-            acc, copy, acc_avg, copy_avg, _ = closed_loop_world(o)
-            world_rows.append([
-                r.name, fmt(acc_avg), fmt(copy_avg),
-                " ".join(f"k{k}:{fmt(v, 2)}" for k, v in acc.items()),
-                " ".join(f"k{k}:{fmt(copy.get(k), 2)}" for k in acc) if copy else "—",
-                pairs_text(o.get("world_pairs")),
-            ])
-        for mode, res in r.sim_corrupted.items():
-            co = res["overall"]
-            corr_rows.append([r.name, mode, str(co["n_episodes"]), fmt_ci(o["success_rate"], o["ci95"], pct=True),
-                              fmt_ci(co["success_rate"], co["ci95"], pct=True), fmt(co.get("goal_fraction"), 2)])
-    first = sims[0].sim
-    out = ["## 4. Closed-loop LIBERO evaluation", "",
-           f"LeRobot's LIBERO env and processors, LIBERO's fixed init states; max {first['env'].get('max_steps')} "
-           f"steps; seed {first.get('seed')} ({first.get('episode_seeds')}). Success rate with 95% Wilson interval; "
-           "goal = share of the task's BDDL goal predicates true at the end; jerk = mean |a[t+1]-2a[t]+a[t-1]|; "
-           "chunk jump = mean |a[t]-a[t-1]| at chunk-start steps vs within chunks; success within T steps.", ""]
-    out += table(["run", "episodes", "success [95% CI]", "length", "goal", "jerk", "jump@chunk", "jump within",
-                  "success within T"], rows)
-    out += ["", "### Per task", ""] + table(["run", "task", "instruction", "episodes", "success [95% CI]"], task_rows)
+    out += ["", "Per task and run:", ""] + table(["run", "task", "instruction", "episodes", "success [Wilson]"], task_rows)
     if world_rows:
         out += ["", "### Closed-loop world accuracy", "",
                 "Token predicted at step t for t+k vs the token observed at t+k, beside the copy baseline "
-                "(token observed at t = token observed at t+k) on the same pairs; averages are means over "
-                "k = 1..K.", ""]
-        out += table(["run", "accuracy", "copy", "accuracy per k", "copy per k", "pairs per k"], world_rows)
+                "(token observed at t = token observed at t+k) on the same pairs; \"changed\" = only the pairs "
+                "where the observed token changed (copy = 0 there by definition); averages are means over "
+                "k = 1..K; — where the policy or an older results.json gives no such count.", ""]
+        out += table(["run", "accuracy", "copy", "top-5", "changed", "changed top-5", "accuracy per k",
+                      "copy per k", "changed per k", "pairs per k", "changed pairs per k"], world_rows)
+        wrows = []
+        for arm in study.arms["sim"]:
+            acc = arm_sim_world(study, arm, "correct", "count")
+            if acc is None:
+                continue
+            wrows.append([arm, fmt_est(acc, 3), fmt_est(arm_sim_world(study, arm, "copy_correct", "count"), 3),
+                          fmt_est(arm_sim_world(study, arm, "changed_correct", "changed_count"), 3)])
+        if wrows:
+            out += ["", f"Per arm, pooled over k and episodes ({_seed_note(seeds)}; hierarchical bootstrap):", ""]
+            out += table(["arm", "accuracy", "copy", "accuracy on changed pairs (copy = 0)"], wrows)
+    corr_rows = []
+    for arm in study.arms["sim"]:
+        for mode in CORRUPTIONS:
+            u, mseeds = sim_corruption_pairs(study, arm, mode)
+            if not mseeds:
+                continue
+            d = study.paired(u) if u.seeds else None
+            mc = stats.mcnemar_exact(u.na, u.nb)
+            corr_rows.append([arm, mode, fmt_seeds(mseeds), str(len(u.seeds)), fmt_est({"value": d and d["b"]}, pct=True),
+                              fmt_est({"value": d and d["a"]}, pct=True), fmt_est(d, pct=True, diff=True),
+                              f"{mc['b']}/{mc['c']}, p={fmt(mc['p_value'])}", u.note() or "—"])
     if corr_rows:
-        out += ["", "### Closed-loop world corruption", ""]
-        out += table(["run", "mode", "episodes", "clean success", "corrupted success", "corrupted goal"], corr_rows)
+        out += ["", "### Closed-loop world corruption", "",
+                "`eval_sim_<mode>` paired with the clean run episode by episode (same seed, task, init state, env "
+                "seed); difference = corrupted − clean success [95% hierarchical bootstrap]; McNemar: "
+                "corrupted-only / clean-only successes, exact two-sided p.", ""]
+        out += table(["arm", "mode", "seeds", "pairs", "clean", "corrupted", "difference", "McNemar", "note"], corr_rows)
     return out + [""]
 
 
-def pooled_success(runs: list[RunRecord], variant: str) -> tuple[int, int, tuple | None]:
-    k = n = 0
-    for r in runs:
-        if r.variant == variant and r.is_main and r.sim:
-            k += r.sim["overall"]["n_success"]
-            n += r.sim["overall"]["n_episodes"]
-    return k, n, wilson(k, n)
+def comparisons(study: Study) -> list[dict]:
+    """The three named comparisons, each on the seeds every arm has."""
+    out = []
+    for a, b, what in COMPARISONS:
+        item = {"a": a, "b": b, "what": what, "offline": None, "sim": None}
+        if a in study.arms["offline"] and b in study.arms["offline"] and study.seeds["offline"]:
+            u = offline_pairs(study, a, b)
+            item["offline"] = {"diff": study.paired(u) if u.seeds else None, "note": u.note(),
+                               "seeds": study.seeds["offline"]}
+        if a in study.arms["sim"] and b in study.arms["sim"] and study.seeds["sim"]:
+            u = sim_pairs(study, a, b)
+            item["sim"] = {"diff": study.paired(u) if u.seeds else None, "note": u.note(),
+                           "mcnemar": stats.mcnemar_exact(u.na, u.nb), "seeds": study.seeds["sim"]}
+        out.append(item)
+    return out
 
 
-def interpretation(runs: list[RunRecord]) -> list[str]:
-    """Statements the intervals support, and nothing more."""
-    lines = ["## 5. What the numbers support", ""]
-    main = [r for r in runs if r.is_main]
-    pairs = [("C", "C_no_world_input", "the world input (C vs C_no_world_input)"),
-             ("C", "A", "the world-token design over plain BC (C vs A)"),
-             ("B", "A", "the auxiliary future loss over plain BC (B vs A)"),
-             ("C_no_world_input", "B", "in-sequence world queries over the auxiliary head (C_no_world_input vs B)")]
-    # Closed loop: pooled over seeds.
-    for a, b, what in pairs:
-        ka, na, ca = pooled_success(main, a)
-        kb, nb, cb = pooled_success(main, b)
-        if not na or not nb:
+def comparisons_section(items: list[dict]) -> list[str]:
+    rows = []
+    for c in items:
+        name = f"{c['a']} vs {c['b']} ({c['what']})"
+        o, s = c["offline"], c["sim"]
+        od = o and o["diff"]
+        sd = s and s["diff"]
+        rows.append([
+            name,
+            fmt_seeds(o["seeds"]) if o else "—", str(od["n_units"]) if od else "—", fmt_est(od, 4, diff=True),
+            fmt_seeds(s["seeds"]) if s else "—", str(sd["n_units"]) if sd else "—", fmt_est(sd, pct=True, diff=True),
+            f"{s['mcnemar']['b']}/{s['mcnemar']['c']}, p={fmt(s['mcnemar']['p_value'])}" if s else "—",
+            "; ".join(x for x in ((o or {}).get("note"), (s or {}).get("note")) if x) or "—",
+        ])
+    return ["## 6. Comparisons between arms", "",
+            "Paired differences, first arm − second, with 95% hierarchical-bootstrap intervals (the same resample "
+            "for both arms). Offline: normalized action MSE on the same held-out episodes of the same seed "
+            "(negative = the first arm errs less). Closed loop: success on the same (seed, task, init state, env "
+            "seed), in percentage points; McNemar = discordant pairs (first arm only / second arm only) pooled "
+            "over seeds, exact two-sided p.", "",
+            *table(["comparison", "offline seeds", "episodes", "Δ MSE (norm.)", "closed-loop seeds", "pairs",
+                    "Δ success", "McNemar", "note"], rows), ""]
+
+
+def _verdict(d: dict | None) -> str:
+    if not d or d.get("value") is None:
+        return "nothing to compare"
+    if d["ci95"] is None:
+        return f"{stats.TOO_SMALL} for an interval ({d['n_units']} units): no claim"
+    if d["excludes_zero"]:
+        return "the interval excludes 0"
+    return "the interval includes 0: no effect claimed"
+
+
+def interpretation(study: Study, items: list[dict]) -> list[str]:
+    """Statements the paired intervals support, and nothing more."""
+    lines = ["## 7. What the numbers support", ""]
+    for kind, label in (("offline", "Offline"), ("sim", "Closed loop")):
+        seeds = study.seeds[kind]
+        if study.arms[kind] and len(seeds) == 1:
+            lines.append(f"- {label}: one seed ({fmt_seeds(seeds)}): every statement below about {label.lower()} "
+                         "results compares checkpoints, not methods.")
+        elif study.arms[kind] and not seeds:
+            lines.append(f"- {label}: no seed is shared by every arm: no comparison.")
+    for c in items:
+        name = f"{c['a']} vs {c['b']} ({c['what']})"
+        o = c["offline"]
+        if o and o["diff"]:
+            d = o["diff"]
+            text = f"- Offline action MSE, {name}: {c['a']} {fmt(d['a'], 4)} vs {c['b']} {fmt(d['b'], 4)}, difference {fmt_est(d, 4, diff=True)}; {_verdict(d)}"
+            if d["excludes_zero"]:
+                text += f": {c['a']} has {'lower' if d['value'] < 0 else 'higher'} error than {c['b']}"
+            lines.append(text + ".")
+        s = c["sim"]
+        if s and s["diff"]:
+            d, mc = s["diff"], s["mcnemar"]
+            text = (f"- Closed-loop success, {name}: {c['a']} {fmt_est({'value': d['a']}, pct=True)} vs {c['b']} "
+                    f"{fmt_est({'value': d['b']}, pct=True)} on {d['n_units']} paired episodes, difference "
+                    f"{fmt_est(d, pct=True, diff=True)}; {_verdict(d)}")
+            if d["excludes_zero"]:
+                text += f": {c['a']} succeeds {'more' if d['value'] > 0 else 'less'} often than {c['b']}"
+            text += f" (McNemar, discordant pairs pooled over seeds: {mc['b']} vs {mc['c']}, p = {fmt(mc['p_value'])})."
+            lines.append(text)
+    # Corruption: offline (per-episode squared error) and closed loop (per-episode success).
+    for arm in study.arms["offline"]:
+        uses = any((r.offline.get("corruption") or {}).get("uses_world_input") for r in study.arms["offline"][arm].values())
+        moved, checked = [], 0
+        for m in CORRUPTIONS:
+            u = offline_pairs(study, arm, arm, num_a=lambda e, m=m: e["corrupted_se_sum"][m])
+            if not u.seeds:
+                continue
+            d = study.paired(u)
+            checked += 1
+            if d["excludes_zero"]:
+                moved.append(f"{m} {fmt_est(d, 4, diff=True)}")
+        if not checked:
             continue
-        if overlap(ca, cb):
-            verdict = "the 95% intervals overlap, so this sample does not separate them"
+        if moved:
+            lines.append(f"- Offline corruption, {arm}: corrupting the world input changes the action error "
+                         f"({'; '.join(moved)}; corrupted − clean MSE, intervals exclude 0)"
+                         + (": the policy uses its world input." if uses else
+                            ": but this arm has no world input, so the corruption path itself is wrong."))
         else:
-            verdict = f"the intervals separate: {a} is {'higher' if ka / na > kb / nb else 'lower'}"
-        lines.append(f"- Closed loop, {what}: {a} {ka}/{na} = {fmt_ci(ka / na, ca, pct=True)} vs "
-                     f"{b} {kb}/{nb} = {fmt_ci(kb / nb, cb, pct=True)}; {verdict}.")
-    # Offline: seed-matched pairs.
-    by_key = {(r.variant, r.seed): r for r in main if r.offline}
-    for a, b, what in pairs:
-        seeds = sorted({s for (v, s) in by_key if v == a} & {s for (v, s) in by_key if v == b}, key=lambda s: s or 0)
-        if not seeds:
+            lines.append(f"- Offline corruption, {arm}: no mode moves the action error beyond its interval"
+                         + (": no evidence that the policy relies on its world input." if uses else
+                            " (the control: no world input)."))
+    for arm in study.arms["sim"]:
+        for m in CORRUPTIONS:
+            u, mseeds = sim_corruption_pairs(study, arm, m)
+            if not u.seeds:
+                continue
+            d = study.paired(u)
+            lines.append(f"- Closed-loop corruption ({m}), {arm}: corrupted − clean success {fmt_est(d, pct=True, diff=True)} "
+                         f"on {d['n_units']} paired episodes (seeds {fmt_seeds(mseeds)}); {_verdict(d)}.")
+    # World prediction on the pairs copying cannot fake.
+    for arm in study.arms["offline"]:
+        if arm == "A":
             continue
-        lower = separate = 0
-        for s in seeds:
-            ma = by_key[(a, s)].offline["action"]["normalized"]["mse"]
-            mb = by_key[(b, s)].offline["action"]["normalized"]["mse"]
-            lower += ma["value"] < mb["value"]
-            separate += not overlap(ma["ci95"], mb["ci95"])
-        lines.append(f"- Offline action MSE, {what}: {a} is lower in {lower} of {len(seeds)} seed(s); the bootstrap "
-                     f"intervals separate in {separate} of {len(seeds)}.")
-    # Corruption.
-    for r in main:
-        c = (r.offline or {}).get("corruption")
-        if not c:
+        top1 = arm_offline(study, arm, lambda e: _world_sum(e.get("world"), "top1_changed"),
+                           lambda e: _world_sum(e.get("world"), "changed"))
+        u = _Pairs()
+        for s in study.seeds["offline"]:
+            for k, e in sorted((offline_units(study.arms["offline"][arm][s].offline) or {}).items()):
+                w = e.get("world")
+                if w and _world_sum(w, "valid"):
+                    u.add(s, e.get("task_index"), _world_sum(w, "top1"), _world_sum(w, "valid"), _world_sum(w, "copy"),
+                          _world_sum(w, "valid"))
+        if top1 is None or not u.seeds:
             continue
-        if c["uses_world_input"]:
-            moved = [m for m in CORRUPTIONS if c["modes"][m].get("ratio_ci95") and not overlap(c["modes"][m]["ratio_ci95"], (1.0, 1.0))]
-            if moved:
-                lines.append(f"- Corruption, {r.name}: corrupting the world input changes its action error "
-                             f"({', '.join(f'{m} ×{fmt(c['modes'][m]['ratio'])}' for m in moved)}; intervals exclude 1.0): "
-                             "the policy uses the world tokens.")
-            else:
-                lines.append(f"- Corruption, {r.name}: no mode moves the action error beyond its interval: "
-                             "no evidence that the policy relies on its world input.")
-        else:
-            ratios = {m: c["modes"][m]["ratio"] for m in CORRUPTIONS}
-            lines.append(f"- Corruption, {r.name} (no world input): measured ratios "
-                         f"{', '.join(f'{m} {fmt(v, 3)}' for m, v in ratios.items())} (the control; must be 1.0).")
-    # World prediction against the copy baseline.
-    for r in main:
-        w = (r.offline or {}).get("world")
-        if not w:
+        d = study.paired(u)
+        lines.append(f"- Offline world prediction, {arm}: top-1 − copy on all held-out pairs {fmt_est(d, 3, diff=True)} "
+                     f"({_verdict(d)}); on the pairs where the token changes (copy = 0) top-1 is "
+                     f"{fmt_est(top1, 3)}.")
+    for arm in study.arms["sim"]:
+        acc = arm_sim_world(study, arm, "changed_correct", "changed_count")
+        u = _Pairs()
+        for s in study.seeds["sim"]:
+            r = study.arms["sim"][arm][s]
+            units = sim_units(r.sim, r.name) or {}
+            for key in sorted(units, key=stats.sort_key):
+                w = units[key].get("world")
+                if w and _world_sum(w, "count") and _world_sum(w, "copy_correct") is not None:
+                    n = _world_sum(w, "count")
+                    u.add(s, key[:2], _world_sum(w, "correct"), n, _world_sum(w, "copy_correct"), n)
+        if not u.seeds:
             continue
-        ci = w["avg"].get("top1_ci95")
-        copy = w["avg"]["copy"]
-        if ci and ci[0] > copy:
-            verdict = "beats"
-        elif ci and ci[1] < copy:
-            verdict = "is below"
-        else:
-            verdict = "is not distinguishable from"
-        lines.append(f"- World prediction, {r.name}: top-1 {fmt_ci(w['avg']['top1'], ci)} {verdict} the copy "
-                     f"baseline {fmt(copy)} (\"the world does not change\").")
-    # Closed-loop world prediction against the closed-loop copy baseline (point estimates: the pairs
-    # overlap in time within an episode, so no binomial interval is claimed).
-    for r in main:
-        o = (r.sim or {}).get("overall", {})
-        if not o.get("world_accuracy"):
-            continue
-        acc, copy, acc_avg, copy_avg, ks = closed_loop_world(o)
-        if acc_avg is None or copy_avg is None:
-            continue
-        above = sum(acc[k] > copy[k] for k in ks)
-        below = sum(acc[k] < copy[k] for k in ks)
-        if acc_avg > copy_avg:
-            verdict = "is above"
-        elif acc_avg < copy_avg:
-            verdict = "is below"
-        else:
-            verdict = "equals"
-        lines.append(f"- Closed-loop world prediction, {r.name}: accuracy {fmt(acc_avg)} (mean over k) {verdict} the "
-                     f"closed-loop copy baseline {fmt(copy_avg)} on the same pairs; above it at {above} and below at "
-                     f"{below} of {len(ks)} horizon(s) (point estimates, no interval).")
+        d = study.paired(u)
+        text = (f"- Closed-loop world prediction, {arm}: accuracy − copy on all pairs {fmt_est(d, 3, diff=True)} "
+                f"({_verdict(d)})")
+        text += f"; on changed pairs (copy = 0) accuracy is {fmt_est(acc, 3)}." if acc else "."
+        lines.append(text)
     if len(lines) == 2:
         lines.append("- Not enough results to compare arms.")
     return lines + [""]
@@ -436,7 +887,7 @@ def plots(runs: list[RunRecord], out_dir: Path) -> list[str]:
 
 
 def provenance(runs: list[RunRecord]) -> list[str]:
-    lines = ["## 6. Provenance", "", "Every number above comes from these runs and commands.", ""]
+    lines = ["## 8. Provenance", "", "Every number above comes from these runs and commands.", ""]
     for r in runs:
         lines.append(f"- **{r.name}** (`{r.path}`)")
         cmd = None
@@ -453,14 +904,28 @@ def provenance(runs: list[RunRecord]) -> list[str]:
     return lines + [""]
 
 
-def build_report(paths: list[Path], output: Path, title: str = "lerobot-world report", preamble: str = "") -> Path:
+def build_report(
+    paths: list[Path],
+    output: Path,
+    title: str = "lerobot-world report",
+    preamble: str = "",
+    n_bootstrap: int = stats.N_BOOTSTRAP,
+    bootstrap_seed: int = 0,
+) -> Path:
+    if n_bootstrap < 1:
+        raise ReportError(f"--n_bootstrap must be >= 1, got {n_bootstrap}.")
     runs = collect_runs(paths)
+    study = Study(runs, n_bootstrap=n_bootstrap, rng_seed=bootstrap_seed)
+    items = comparisons(study)
     output.parent.mkdir(parents=True, exist_ok=True)
     images = plots(runs, output.parent)
     lines = [f"# {title}", ""]
     if preamble:
         lines += [preamble, ""]
-    lines += config_section(runs) + offline_section(runs) + sim_section(runs) + interpretation(runs)
+    lines += [f"Intervals: {n_bootstrap} bootstrap resamples, seed {bootstrap_seed}; none below {stats.MIN_UNITS} "
+              f"resampled units (\"{stats.TOO_SMALL}\").", ""]
+    lines += config_section(runs) + seeds_section(study) + offline_section(study) + sim_section(study)
+    lines += comparisons_section(items) + interpretation(study, items)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     lines += provenance(runs)
@@ -469,6 +934,9 @@ def build_report(paths: list[Path], output: Path, title: str = "lerobot-world re
     tmp.replace(output)
     json_path = output.with_suffix(".json")
     json_path.write_text(json.dumps({
+        "statistics": {"n_bootstrap": n_bootstrap, "bootstrap_seed": bootstrap_seed, "min_units": stats.MIN_UNITS,
+                       "seeds": study.seeds, "extra_seeds": [{"run": r.name, "results": k} for r, k in study.extra()]},
+        "comparisons": items,
         "runs": [{"name": r.name, "path": str(r.path), "variant": r.variant, "seed": r.seed, "sweep": r.sweep,
                   "offline": r.offline, "sim": r.sim and r.sim["overall"],
                   "sim_corrupted": {m: v["overall"] for m, v in r.sim_corrupted.items()}} for r in runs],
@@ -487,6 +955,9 @@ class ReportConfig:
     # reads flag values as YAML, so text with ": " in it is easier to pass as a file).
     preamble: str = ""
     preamble_file: str | None = None
+    # Bootstrap resamples and their seed for every interval (fixed: the report is reproducible byte for byte).
+    n_bootstrap: int = stats.N_BOOTSTRAP
+    bootstrap_seed: int = 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -506,7 +977,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         preamble = Path(cfg.preamble_file).read_text().strip()
     try:
-        out = build_report(paths, Path(cfg.output), cfg.title, preamble)
+        out = build_report(paths, Path(cfg.output), cfg.title, preamble, cfg.n_bootstrap, cfg.bootstrap_seed)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

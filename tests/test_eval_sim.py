@@ -19,23 +19,12 @@ from eval_sim import metrics
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_wilson_interval_matches_hand_computation():
-    # p = 0.3, n = 10, z = 1.959964: centre (p + z²/2n)/(1 + z²/n), half-width z*sqrt(p(1-p)/n + z²/4n²)/(1 + z²/n)
-    z = 1.959963984540054
-    p, n = 0.3, 10
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    lo, hi = metrics.wilson_interval(3, 10)
-    assert lo == pytest.approx(centre - half, abs=1e-9) and hi == pytest.approx(centre + half, abs=1e-9)
-    assert (lo, hi) == pytest.approx((0.10779, 0.60322), abs=1e-5)
-    # Edge cases: 0/n and n/n stay inside [0, 1] and are not degenerate (unlike the Wald interval).
-    lo0, hi0 = metrics.wilson_interval(0, 5)
-    assert lo0 == pytest.approx(0.0, abs=1e-12) and hi0 == pytest.approx(z * z / (5 + z * z))
-    lo5, hi5 = metrics.wilson_interval(5, 5)
-    assert hi5 == pytest.approx(1.0) and lo5 == pytest.approx(5 / (5 + z * z))
-    assert metrics.wilson_interval(0, 0) is None
-    with pytest.raises(ValueError):
-        metrics.wilson_interval(6, 5)
+def test_wilson_interval_is_the_stats_modules():
+    """The hand computation lives in tests/test_stats.py; eval_sim keeps the name for its callers."""
+    from lerobot_world import stats
+
+    assert metrics.wilson_interval is stats.wilson_interval
+    assert metrics.wilson_interval(3, 10) == pytest.approx((0.10779, 0.60322), abs=1e-5)
 
 
 def test_success_within_T():
@@ -110,6 +99,61 @@ def test_world_copy_baseline_is_scored_on_the_models_pairs():
     assert count4.tolist() == [3, 2, 1, 0] and copy4.tolist() == [2, 1, 0, 0]
 
 
+def test_world_changed_pairs_and_top5():
+    observed = [5, 5, 7, 7, 2]  # steps 0..4
+    predicted = {0: [5, 7, 1], 2: [7, 3]}
+    top5 = {0: [[5, 0, 0, 0, 0], [1, 2, 3, 4, 9], [1, 7, 0, 0, 0]], 2: [[7, 1, 1, 1, 1], [1, 2, 3, 4, 2]]}
+    d = metrics.world_accuracy_details(observed, predicted, horizon=3, predicted_top5=top5)
+    # pairs from t=0: (5->5 same, hit) (5->7 changed, hit) (5->7 changed, miss; top-5 hit)
+    # pairs from t=2: (7->7 same, hit) (7->2 changed, miss; top-5 hit)
+    assert d["count"].tolist() == [2, 2, 1]
+    assert d["correct"].tolist() == [2, 1, 0]
+    assert d["copy_correct"].tolist() == [2, 0, 0]
+    assert d["changed_count"].tolist() == [0, 2, 1] and d["changed_correct"].tolist() == [0, 1, 0]
+    assert d["top5_correct"].tolist() == [2, 1, 1] and d["changed_top5_correct"].tolist() == [0, 1, 1]
+    # changed + unchanged pairs = all pairs; copy hits are exactly the unchanged pairs
+    assert (d["changed_count"] + d["copy_correct"] == d["count"]).all()
+    no5 = metrics.world_accuracy_details(observed, predicted, horizon=3)
+    assert no5["top5_correct"] is None and no5["changed_top5_correct"] is None
+    assert no5["changed_correct"].tolist() == [0, 1, 0]
+    assert [x.tolist() for x in metrics.world_accuracy_counts(observed, predicted, 3)] == [[2, 1, 0], [2, 0, 0], [2, 2, 1]]
+
+
+def test_runner_carries_top5_only_with_a_new_prediction():
+    """_Runner.act hands the policy's last_world_predicted_top5 to the rollout when a new chunk was predicted."""
+    import torch
+
+    from eval_sim.policies import LoadedPolicy, StepContext, _Runner
+
+    class FakeWorldPolicy:
+        config = type("Cfg", (), {"type": "world_vla", "future_offset": 2, "predicts_world": True, "device": "cpu"})()
+        world_corruption = None
+        last_world_observed = last_world_predicted = last_world_predicted_top5 = None
+
+        def __init__(self, top5: bool):
+            self.top5, self.calls = top5, 0
+
+        def select_action(self, batch):
+            if self.calls % 2 == 0:  # a new chunk every other step
+                self.last_world_predicted = torch.tensor([[1, 2]])
+                if self.top5:
+                    self.last_world_predicted_top5 = torch.tensor([[[1, 0, 3, 4, 5], [2, 7, 6, 5, 4]]])
+            self.last_world_observed = torch.tensor([self.calls])
+            self.calls += 1
+            return torch.zeros(1, 7)
+
+    ctx = StepContext(step=0, envs=None, raw_observation={}, task=["t"], done=np.zeros(1, bool))
+    for has_top5 in (True, False):
+        ident = lambda x: x  # noqa: E731
+        runner = _Runner(LoadedPolicy(FakeWorldPolicy(has_top5), ident, ident, ident, ident), env_cfg=None)
+        _, _, obs, pred = runner.act({}, ctx)
+        assert pred.tolist() == [[1, 2]] and obs.tolist() == [0]
+        top5 = runner.last_predicted_top5
+        assert (top5.shape == (1, 2, 5) and top5[0, 1].tolist() == [2, 7, 6, 5, 4]) if has_top5 else top5 is None
+        _, _, _, pred = runner.act({}, ctx)  # no new chunk: no prediction, no top-5
+        assert pred is None and runner.last_predicted_top5 is None
+
+
 def test_aggregate_episodes_pools_counts_and_intervals():
     eps = [
         {"success": True, "length": 100, "goal_fraction": 1.0, "jerk": 0.1,
@@ -130,6 +174,18 @@ def test_aggregate_episodes_pools_counts_and_intervals():
     assert row["world_accuracy"] == {"1": 0.5, "2": 0.25}
     assert row["world_copy_baseline"] == {"1": 5 / 8, "2": 0.75}  # pooled pairs, not a mean of episode ratios
     assert row["world_pairs"] == {"1": 8, "2": 4}
+    # records without changed-pair / top-5 fields (older results.json): those rates are None, not partial
+    assert row["world_changed_accuracy"] == {"1": None, "2": None} and row["world_top5_accuracy"] == {"1": None, "2": None}
+    assert row["world_changed_pairs"] == {"1": None, "2": None}
+    eps[0]["world"].update(changed_count=[0, 0], changed_correct=[0, 0], top5_correct=[4, 2], changed_top5_correct=[0, 0])
+    eps[1]["world"].update(changed_count=[3, 1], changed_correct=[1, 0], top5_correct=[2, 1], changed_top5_correct=[2, 1])
+    row = metrics.aggregate_episodes(eps, [100, 280], horizon=2)
+    assert row["world_changed_accuracy"] == {"1": 1 / 3, "2": 0.0} and row["world_changed_pairs"] == {"1": 3, "2": 1}
+    assert row["world_top5_accuracy"] == {"1": 0.75, "2": 0.75}
+    assert row["world_changed_top5_accuracy"] == {"1": 2 / 3, "2": 1.0}
+    eps[1]["world"]["top5_correct"] = None  # a policy without top-5: no top-5 rate, changed accuracy stays
+    row = metrics.aggregate_episodes(eps, [100, 280], horizon=2)
+    assert row["world_top5_accuracy"] == {"1": None, "2": None} and row["world_changed_accuracy"]["1"] == 1 / 3
 
 
 def test_aggregate_world_copy_baseline_edge_cases():
@@ -172,11 +228,13 @@ def _fake_results(episodes: list[dict], horizon: int) -> dict:
 def test_results_md_shows_the_copy_baseline_beside_world_accuracy():
     from eval_sim.results_md import render_markdown
 
-    def ep(tid, correct, copy, count):
+    def ep(tid, correct, copy, count, changed=None):
+        w = {"correct": correct, "copy_correct": copy, "count": count}
+        if changed:
+            w.update(changed)
         return {"suite": "libero_object", "task_id": tid, "episode_index": 0, "init_state_id": 0, "seed": 0,
                 "success": False, "length": 10, "goal_predicates": [], "goal_fraction": None, "jerk": None,
-                "chunk_jump": None, "video": None,
-                "world": {"correct": correct, "copy_correct": copy, "count": count}}
+                "chunk_jump": None, "video": None, "world": w}
 
     r = _fake_results([ep(0, [1, 0], [4, 3], [4, 4]), ep(1, [2, 2], [0, 1], [4, 4])], horizon=2)
     assert r["per_task"][0]["world_copy_baseline"] == {"1": 1.0, "2": 0.75}
@@ -187,10 +245,19 @@ def test_results_md_shows_the_copy_baseline_beside_world_accuracy():
     assert "| libero_object #1 | copy | 0.0% | 25.0% |" in md
     assert "| **all** | model | 37.5% | 25.0% |" in md and "| **all** | copy | 50.0% | 50.0% |" in md
     assert "| pairs | | 8 | 8 |" in md
+    # records from before the changed-pair / top-5 fields: "—", not a partial number
+    assert "| **all** | changed: model | — | — |" in md and "| **all** | model top-5 | — | — |" in md
+    assert "| changed pairs | | — | — |" in md
     # a results dict from before the copy baseline renders with empty copy cells
     for a in (*r["per_task"], r["overall"]):
         del a["world_copy_baseline"]
-    assert "| **all** | copy | – | – |" in render_markdown(r)
+    assert "| **all** | copy | — | — |" in render_markdown(r)
+    new = {"changed_count": [0, 1], "changed_correct": [0, 0], "top5_correct": [2, 1], "changed_top5_correct": [0, 1]}
+    new1 = {"changed_count": [4, 3], "changed_correct": [2, 2], "top5_correct": [3, 3], "changed_top5_correct": [3, 3]}
+    md = render_markdown(_fake_results([ep(0, [1, 0], [4, 3], [4, 4], new), ep(1, [2, 2], [0, 1], [4, 4], new1)], 2))
+    assert "| **all** | changed: model | 50.0% | 50.0% |" in md and "| changed pairs | | 4 | 4 |" in md
+    assert "| **all** | model top-5 | 62.5% | 50.0% |" in md and "| **all** | changed: model top-5 | 75.0% | 100.0% |" in md
+    assert "world_changed_accuracy:" in md  # its definition
 
 
 def test_video_frames_roundtrip(tmp_path):

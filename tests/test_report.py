@@ -1,107 +1,286 @@
-"""The report: tables from run directories, plots, and an interpretation that follows the intervals."""
+"""The report: tables from run directories, seeds as the unit, paired comparisons, and claims that follow them.
+
+The fixtures write synthetic run directories in the matrix layout: per-episode closed-loop records
+(suite, task, init state, env seed, success, world counts) aggregated by eval_sim's own metrics, and
+per-held-out-episode offline sums as eval-offline writes them.
+"""
 
 import json
 
+import numpy as np
 import pytest
 
-from lerobot_world.report import ReportError, build_report, main, wilson
+from eval_sim import metrics
+from lerobot_world import stats
+from lerobot_world.report import ReportError, build_report, main
+
+MODES = ("random", "shuffle", "mask")
+SUITE = "libero_object"
+TASKS = (0, 1)
+INITS = range(15)  # closed-loop episodes per task and run
+HELDOUT = [(ep, ep % 2) for ep in range(10)]  # (episode index, task index) of the held-out episodes
+N_VALUES = 70  # 10 chunk steps x 7 action dims per held-out episode
+K = 2
 
 
-def _offline(variant: str, mse: float, ci: tuple, ratio: float, ratio_ci: tuple, world: bool) -> dict:
-    uses_input = variant == "C"
-    metric = {"value": mse, "ci95": list(ci)}
+def _world_ep(changed_hits: int, with_changed: bool = True) -> dict:
+    w = {"correct": [6, 5], "copy_correct": [5, 4], "count": [8, 8]}
+    if with_changed:
+        w.update(changed_count=[3, 4], changed_correct=[changed_hits, changed_hits], top5_correct=[8, 7],
+                 changed_top5_correct=[3, 3])
+    return w
+
+
+def _sim_results(episodes: list[dict], horizon: int | None, corruption: str = "none") -> dict:
+    grid = [100, 200]
+    per_task = [{"suite": SUITE, "task_id": t, "task": f"task {t}",
+                 **metrics.aggregate_episodes([e for e in episodes if e["task_id"] == t], grid, horizon)}
+                for t in sorted({e["task_id"] for e in episodes})]
+    return {"command": f"lerobot-world eval-sim --corruption={corruption}", "seed": 1000,
+            "episode_seeds": "seed + episode_index (per task)", "env": {"max_steps": 200},
+            "overall": metrics.aggregate_episodes(episodes, grid, horizon), "per_task": per_task,
+            "episodes": episodes}
+
+
+def _sim_episodes(p_success: float, rng: np.random.Generator, world: dict | None) -> list[dict]:
+    eps = []
+    for t in TASKS:
+        for i in INITS:
+            success = bool(rng.random() < p_success)
+            eps.append({"suite": SUITE, "task_id": t, "task": f"task {t}", "episode_index": i, "init_state_id": i,
+                        "seed": 1000 + i, "success": success, "length": 80 if success else 200,
+                        "goal_fraction": 1.0 if success else 0.0, "jerk": 0.01,
+                        "chunk_jump": {"boundary": 0.02, "within": 0.01, "n_boundary": 5, "n_within": 40},
+                        "world": world})
+    return eps
+
+
+def _offline(variant: str, seed: int, mse: float, rng: np.random.Generator, heldout=HELDOUT, corrupt_ratio=1.0) -> dict:
+    """One checkpoint's eval-offline entry with per-episode sums (clean/corrupted squared error, world counts)."""
+    per_ep = []
+    for ep, task in heldout:
+        se = float(N_VALUES * (mse + rng.uniform(-0.05, 0.05)))
+        world = None
+        if variant != "A":
+            hits = 0 if variant == "C" else 2  # C copies its input: no hit where the token changes
+            world = {"valid": [8, 8], "copy": [5, 5], "top1": [7, 6] if variant == "C" else [6, 6], "top5": [8, 8],
+                     "changed": [3, 3], "top1_changed": [hits, hits], "top5_changed": [3, 3]}
+        per_ep.append({"episode_index": ep, "task_index": task, "n_frames": 20, "n_chunk_steps": 10,
+                       "n_values": N_VALUES, "se_sum": se,
+                       "corrupted_se_sum": {m: se * corrupt_ratio for m in MODES}, "world": world})
+    total = sum(e["se_sum"] for e in per_ep) / (N_VALUES * len(per_ep))
+    small = len(heldout) < stats.MIN_UNITS
+    metric = {"value": total, "ci95": None if small else [total * 0.9, total * 1.1]}
     entry = {
         "variant": variant,
-        "action": {
-            "n_frames": 100, "n_episodes": 5,
-            "normalized": {"mse": metric, "l1": metric, "first_step_mse": metric},
-            "raw": {"mse": metric, "l1": metric, "first_step_mse": metric},
-        },
+        "action": {"n_frames": 20 * len(heldout), "n_episodes": len(heldout), "n_chunk_steps": 10 * len(heldout),
+                   "n_action_dims": 7,
+                   "normalized": {"mse": metric, "l1": metric, "first_step_mse": metric},
+                   "raw": {"mse": metric, "l1": metric, "first_step_mse": metric}},
         "world": None,
-        "corruption": {
-            "uses_world_input": uses_input,
-            "clean_mse": mse,
-            "modes": {m: {"mse": mse * ratio, "ratio": ratio, "ratio_ci95": list(ratio_ci)} for m in ("random", "shuffle", "mask")},
-        },
+        "corruption": {"uses_world_input": variant == "C", "clean_mse": total,
+                       "modes": {m: {"mse": total * corrupt_ratio, "ratio": corrupt_ratio,
+                                     "ratio_ci95": None if small else [corrupt_ratio, corrupt_ratio]} for m in MODES}},
+        "intervals": {"unit": "held-out episode", "n_units": len(heldout), "n_resampled_units": len(heldout),
+                      "min_units": stats.MIN_UNITS, "too_small": small, "note": stats.TOO_SMALL if small else None},
+        "per_episode": per_ep,
     }
-    if world:
-        per_k = [{"k": k, "top1": 0.9, "top5": 1.0, "copy": 0.5, "bigram_top1": 0.6} for k in (1, 2)]
-        entry["world"] = {"K": 2, "vocab_size": 8, "per_k": per_k,
-                          "avg": {"top1": 0.9, "top1_ci95": [0.85, 0.95], "top5": 1.0, "copy": 0.5,
-                                  "bigram_top1": 0.6, "bigram_top5": 0.9}}
-    return {"command": f"lerobot-world eval-offline --policy.path={variant}", "checkpoints": [entry]}
+    if variant != "A":
+        per_k = [{"k": k, "n": 80, "top1": 0.8, "top5": 1.0, "copy": 0.625, "bigram_top1": 0.6, "n_changed": 30,
+                  "top1_changed": 0.0 if variant == "C" else 2 / 3, "top5_changed": 1.0, "copy_changed": 0.0}
+                 for k in range(1, K + 1)]
+        entry["world"] = {"K": K, "vocab_size": 8, "per_k": per_k, "pooled": {"n_changed": 60},
+                          "avg": {"top1": 0.8, "top1_ci95": None, "top5": 1.0, "copy": 0.625, "bigram_top1": 0.6,
+                                  "bigram_top5": 0.9, "top1_changed": per_k[0]["top1_changed"], "top5_changed": 1.0}}
+    return {"command": f"lerobot-world eval-offline --policy.path={variant}_s{seed}", "checkpoints": [entry]}
 
 
-def _sim(k: int, n: int, world: tuple | None = None) -> dict:
-    """An eval_sim results.json; ``world`` = (accuracy per k, copy baseline per k or None for the old format)."""
-    row = {"n_episodes": n, "n_success": k, "success_rate": k / n, "ci95": list(wilson(k, n)),
-           "mean_length": 100.0, "goal_fraction": k / n, "jerk": 0.01, "chunk_jump_boundary": 0.02,
-           "chunk_jump_within": 0.01, "success_within": {"100": k / n / 2, "200": k / n}}
-    if world:
-        acc, copy = world
-        row["world_accuracy"] = {str(i + 1): v for i, v in enumerate(acc)}
-        row["world_pairs"] = {str(i + 1): 40 for i in range(len(acc))}
-        if copy is not None:
-            row["world_copy_baseline"] = {str(i + 1): v for i, v in enumerate(copy)}
-    return {"command": "lerobot-world eval-sim ...", "seed": 1000, "episode_seeds": "seed + episode",
-            "env": {"max_steps": 200}, "overall": row,
-            "per_task": [{"suite": "libero_object", "task_id": 0, "task": "pick", **row}]}
+# variant: (offline MSE, closed-loop success probability)
+ARMS = {"A": (0.50, 0.30), "B": (0.50, 0.30), "C": (0.30, 0.90), "C_no_world_input": (0.47, 0.30)}
+
+
+def _write_run(root, variant, seed, offline: dict | None, sim: dict | None, corrupted: dict | None = None):
+    run = root / "runs" / f"{variant}_s{seed}"
+    run.mkdir(parents=True)
+    (run / "state.json").write_text(json.dumps({"name": f"{variant}_s{seed}", "variant": variant, "seed": seed,
+                                                "sweep": None}))
+    (run / "policy_config.json").write_text(json.dumps({"type": "world_vla", "variant": variant, "future_offset": K,
+                                                        "world_vocab_size": 8, "dim_model": 32, "world_context": 2,
+                                                        "world_context_stride": 1}))
+    if offline:
+        (run / "eval_offline").mkdir()
+        (run / "eval_offline" / "results.json").write_text(json.dumps(offline))
+    if sim:
+        (run / "eval_sim").mkdir()
+        (run / "eval_sim" / "results.json").write_text(json.dumps(sim))
+    for mode, res in (corrupted or {}).items():
+        (run / f"eval_sim_{mode}").mkdir()
+        (run / f"eval_sim_{mode}" / "results.json").write_text(json.dumps(res))
+    return run
 
 
 @pytest.fixture
 def runs_dir(tmp_path):
-    specs = {  # variant: (offline mse, ci, corruption ratio, ratio ci, successes of 40)
-        "A": (0.50, (0.45, 0.55), 1.0, (1.0, 1.0), 10),
-        "B": (0.48, (0.43, 0.53), 1.0, (1.0, 1.0), 12),
-        "C": (0.30, (0.25, 0.35), 1.8, (1.5, 2.1), 34),
-        "C_no_world_input": (0.47, (0.42, 0.52), 1.0, (1.0, 1.0), 11),
-    }
-    sim_world = {  # closed-loop (accuracy per k, copy baseline per k)
-        "B": ([0.9, 0.7], [0.5, 0.8]),
-        "C": ([0.4, 0.2], [0.9, 0.7]),
-        "C_no_world_input": ([0.5, 0.5], None),  # a results.json from before the copy baseline existed
-    }
-    for variant, (mse, ci, ratio, ratio_ci, k) in specs.items():
-        run = tmp_path / "matrix" / "runs" / f"{variant}_s0"
-        (run / "eval_offline").mkdir(parents=True)
-        (run / "eval_sim").mkdir()
-        (run / "state.json").write_text(json.dumps({"name": f"{variant}_s0", "variant": variant, "seed": 0, "sweep": None}))
-        (run / "policy_config.json").write_text(json.dumps({"type": "world_vla", "variant": variant, "future_offset": 2,
-                                                            "world_vocab_size": 8, "dim_model": 32}))
-        (run / "eval_offline" / "results.json").write_text(json.dumps(_offline(variant, mse, ci, ratio, ratio_ci, variant != "A")))
-        (run / "eval_sim" / "results.json").write_text(json.dumps(_sim(k, 40, sim_world.get(variant))))
-    return tmp_path / "matrix"
+    """Seeds 0 and 1 for every arm, plus an extra seed 2 for C alone (far off, to show if it were pooled).
+
+    Clear effects: C vs C_no_world_input (offline MSE 0.30 vs 0.47, success 90% vs 30%). No effect: B vs A
+    (same MSE and success probability, independent draws). C's shuffle corruption breaks most episodes,
+    stored in reversed order with one episode the clean run does not have.
+    """
+    root = tmp_path / "matrix"
+    for seed in (0, 1, 2):
+        for variant, (mse, p) in ARMS.items():
+            if seed == 2 and variant != "C":
+                continue
+            rng = np.random.default_rng(100 * seed + list(ARMS).index(variant))
+            if seed == 2:
+                mse, p = 0.9, 0.0  # pooled, this would drag C down and flip its comparison
+            world = None if variant == "A" else _world_ep(3 if variant == "B" else 1, with_changed=variant != "C_no_world_input")
+            eps = _sim_episodes(p, rng, world)
+            corrupted = None
+            if variant == "C":
+                broken = [dict(e, success=e["success"] and e["init_state_id"] % 3 == 0) for e in eps]
+                broken.reverse()
+                broken.append(dict(eps[0], init_state_id=99, seed=1099))  # not in the clean run: excluded
+                corrupted = {"shuffle": _sim_results(broken, K, "shuffle"),
+                             "random": _sim_results(list(reversed(eps)), K, "random")}  # same outcomes, other order
+            _write_run(root, variant, seed,
+                       _offline(variant, seed, mse, rng, corrupt_ratio=1.8 if variant == "C" else 1.0),
+                       _sim_results(eps, None if variant == "A" else K), corrupted)
+    return root
 
 
-def test_report_tables_plots_and_interpretation(runs_dir, tmp_path):
-    out = build_report([runs_dir], tmp_path / "out" / "REPORT.md")
+def _line(text: str, start: str) -> str:
+    hits = [ln for ln in text.splitlines() if ln.startswith(start)]
+    assert len(hits) == 1, (start, hits)
+    return hits[0]
+
+
+def test_report_tables_plots_and_sections(runs_dir, tmp_path):
+    out = build_report([runs_dir], tmp_path / "out" / "REPORT.md", n_bootstrap=500)
     text = out.read_text()
-    for heading in ("## 1. Configurations", "## 2. Offline evaluation", "## 3. World corruption",
-                    "## 4. Closed-loop LIBERO evaluation", "## 5. What the numbers support", "## 6. Provenance"):
+    for heading in ("## 1. Configurations", "## 2. Seeds", "## 3. Offline evaluation", "## 4. World corruption",
+                    "## 5. Closed-loop LIBERO evaluation", "## 6. Comparisons between arms",
+                    "## 7. What the numbers support", "## 8. Provenance"):
         assert heading in text
     assert (tmp_path / "out" / "world_accuracy.png").stat().st_size > 1000
     assert (tmp_path / "out" / "success_within_T.png").stat().st_size > 1000
-    # C 34/40 vs C_no_world_input 11/40: Wilson intervals separate; B 12/40 vs A 10/40 overlap.
-    assert "C 34/40 = 85% [71, 93] vs C_no_world_input 11/40" in text
-    assert "(C vs C_no_world_input): C 34/40" in text and "the intervals separate: C is higher" in text
-    assert "B 12/40 = 30% [18, 45] vs A 10/40 = 25% [14, 40]; the 95% intervals overlap" in text
-    assert "Corruption, C_s0: corrupting the world input changes its action error" in text
-    assert "World prediction, C_s0: top-1 0.900 [0.850, 0.950] beats the copy baseline 0.500" in text
-    # closed-loop world accuracy beside the closed-loop copy baseline, means over k; old results show "—"
-    assert "| run | accuracy | copy | accuracy per k | copy per k | pairs per k |" in text
-    assert "| C_s0 | 0.300 | 0.800 | k1:0.40 k2:0.20 | k1:0.90 k2:0.70 | 40 |" in text
-    assert "| B_s0 | 0.800 | 0.650 | k1:0.90 k2:0.70 | k1:0.50 k2:0.80 | 40 |" in text
-    assert "| C_no_world_input_s0 | 0.500 | — | k1:0.50 k2:0.50 | — | 40 |" in text
-    assert ("- Closed-loop world prediction, C_s0: accuracy 0.300 (mean over k) is below the closed-loop copy "
-            "baseline 0.800 on the same pairs; above it at 0 and below at 2 of 2 horizon(s)") in text
-    assert ("- Closed-loop world prediction, B_s0: accuracy 0.800 (mean over k) is above the closed-loop copy "
-            "baseline 0.650 on the same pairs; above it at 1 and below at 1 of 2 horizon(s)") in text
-    for run in ("A_s0", "C_no_world_input_s0"):  # no world accuracy / no copy baseline: nothing to compare
-        assert f"Closed-loop world prediction, {run}" not in text
-    assert json.loads((tmp_path / "out" / "REPORT.json").read_text())["plots"] == ["world_accuracy.png", "success_within_T.png"]
+    assert "| B_s0 | B | no | yes | aux MLP head on pooled encoder output; a loss only, never reaches the actions |" in text
+    assert "the action queries read them (block mask); world input = current + past tokens (stride s) | 0 |" in text
+    assert "| C_no_world_input_s0 | C_no_world_input | no | yes | C's queries and mask, no world input |" in text
+    # changed-pair world accuracy beside the copy baseline, offline and closed loop; old records show "—"
+    assert "| top-1 on changed pairs (copy = 0) |" in text
+    # closed loop, C per episode: hits [6, 5] of [8, 8], copy [5, 4], top-5 [8, 7]; changed pairs [3, 4] with 1 hit
+    # each and 3 top-5 hits each; means over k: 0.6875, 0.5625, 0.9375, (1/3 + 1/4)/2, (1 + 3/4)/2
+    c_row = _line(text, "| C_s0 | 0.688 | 0.562 | 0.938 | 0.292 | 0.875 |")
+    assert c_row.endswith("| k1:0.33 k2:0.25 | 240 | 90–120 |")  # 30 episodes: pairs per k, changed pairs per k
+    assert _line(text, "| C_no_world_input_s0 | 0.688 | 0.562 | — | — | — |")  # records without changed counts
+    # per arm, pooled over k: C hits 2 of 7 changed pairs per episode
+    assert _line(text, "| C | 0.688 [0.688, 0.688] | 0.562 [0.562, 0.562] | 0.286 [0.286, 0.286] |")
+    # offline: C copies (0 hits on changed pairs), B hits 2 of 3 per episode and k
+    assert "| C | 0, 1 | 20 |" in text and "| 0.000 [0.000, 0.000] |" in _line(text, "| C | 0, 1 | 20 |")
+    assert _line(text, "| B | 0, 1 | 20 |").endswith("| 0.667 [0.667, 0.667] |")
+    assert "accuracy on changed pairs (copy = 0)" in text
+    report = json.loads((tmp_path / "out" / "REPORT.json").read_text())
+    assert report["plots"] == ["world_accuracy.png", "success_within_T.png"]
+    assert [c["what"] for c in report["comparisons"]] == ["aux loss", "actions reading the forecast", "world input"]
 
 
-def test_report_bad_input(tmp_path, capsys):
+def test_extra_seed_is_reported_apart_and_never_pooled(runs_dir, tmp_path):
+    out = build_report([runs_dir], tmp_path / "R.md", n_bootstrap=500)
+    text = out.read_text()
+    report = json.loads((tmp_path / "R.json").read_text())
+    assert report["statistics"]["seeds"] == {"sim": [0, 1], "offline": [0, 1]}
+    assert {e["run"] for e in report["statistics"]["extra_seeds"]} == {"C_s2"}
+    assert "### Runs with extra seeds, not in comparisons" in text
+    assert "| C_s2 | C | 2 | closed loop | success 0/30 |" in text
+    for c in report["comparisons"]:
+        assert c["sim"]["seeds"] == [0, 1] and c["offline"]["seeds"] == [0, 1]
+        assert c["sim"]["diff"]["n_units"] == 60 and c["offline"]["diff"]["n_units"] == 20
+    # C's per-arm closed-loop row: 60 episodes of seeds 0 and 1 (seed 2's 30 failures are not in it)
+    row = _line(text, "| C | 0, 1 | 60 |")
+    rate = float(row.split("|")[4].split("%")[0])
+    assert rate > 80, row
+
+
+def test_a_clear_effect_is_claimed_and_a_null_one_is_not(runs_dir, tmp_path):
+    text = build_report([runs_dir], tmp_path / "R.md", n_bootstrap=1000).read_text()
+    world = _line(text, "- Closed-loop success, C vs C_no_world_input (world input):")
+    assert "the interval excludes 0: C succeeds more often than C_no_world_input" in world and "McNemar" in world
+    aux = _line(text, "- Closed-loop success, B vs A (aux loss):")
+    assert "the interval includes 0: no effect claimed" in aux
+    off = _line(text, "- Offline action MSE, C vs C_no_world_input (world input):")
+    assert "the interval excludes 0: C has lower error than C_no_world_input" in off
+    assert "no effect claimed" in _line(text, "- Offline action MSE, B vs A (aux loss):")
+    # the claims come from the paired difference; check them against stats directly
+    report = json.loads((tmp_path / "R.json").read_text())
+    by = {c["what"]: c for c in report["comparisons"]}
+    assert by["world input"]["sim"]["diff"]["excludes_zero"] is True
+    assert by["world input"]["sim"]["diff"]["ci95"][0] > 0.2
+    # the same numbers from the raw episode records, paired by (seed, suite, task, init state, env seed)
+    seeds, strata, xc, xn = [], [], [], []
+    for seed in (0, 1):
+        def load(v):
+            res = json.loads((runs_dir / "runs" / f"{v}_s{seed}" / "eval_sim" / "results.json").read_text())
+            return {(e["suite"], e["task_id"], e["init_state_id"], e["seed"]): e["success"] for e in res["episodes"]}
+
+        c, n = load("C"), load("C_no_world_input")
+        for key in sorted(c):
+            seeds.append(seed)
+            strata.append(key[:2])
+            xc.append(float(c[key]))
+            xn.append(float(n[key]))
+    expect = stats.paired_difference(xc, None, xn, None, seeds, strata, n_bootstrap=1000, rng_seed=0)
+    assert by["world input"]["sim"]["diff"] == json.loads(json.dumps(expect))
+    assert by["world input"]["sim"]["mcnemar"] == stats.mcnemar_exact(xc, xn)
+    assert by["aux loss"]["sim"]["diff"]["excludes_zero"] is False
+    assert by["world input"]["offline"]["diff"]["ci95"][1] < 0
+    # offline corruption: C moves (ratio 1.8); the others are measured controls with exactly 0 change
+    assert "- Offline corruption, C: corrupting the world input changes the action error" in text
+    assert "- Offline corruption, B: no mode moves the action error beyond its interval (the control" in text
+    assert "interval overlap" not in text and "intervals overlap" not in text
+    assert stats.ONE_SEED not in text and "one seed (" not in text
+
+
+def test_n_too_small_with_three_heldout_episodes_and_one_seed(tmp_path):
+    root = tmp_path / "small"
+    for variant, (mse, _) in ARMS.items():
+        rng = np.random.default_rng(list(ARMS).index(variant))
+        _write_run(root, variant, 0, _offline(variant, 0, mse, rng, heldout=HELDOUT[:3]), None)
+    text = build_report([root], tmp_path / "R.md", n_bootstrap=500).read_text()
+    c_mse = json.loads((root / "runs" / "C_s0" / "eval_offline" / "results.json").read_text())["checkpoints"][0]
+    value = c_mse["action"]["normalized"]["mse"]["value"]
+    assert f"| C | 0 | 3 | {value:.4f} (n too small) |" in text  # per arm
+    assert f"| C_s0 | 0 | 3 | 60 | {value:.4f} (n too small) |" in text  # per run: no [x, x] from 3 episodes
+    assert "n too small for an interval (3 units): no claim" in _line(text, "- Offline action MSE, C vs C_no_world_input")
+    assert "- Offline: one seed (0): every statement below about offline results compares checkpoints, not methods." in text
+    assert "| C vs C_no_world_input (world input) | 0 | 3 |" in text and "(n too small) |" in text
+
+
+def test_closed_loop_corruption_is_paired_episode_by_episode(runs_dir, tmp_path):
+    text = build_report([runs_dir], tmp_path / "R.md", n_bootstrap=500).read_text()
+    # "random" holds the clean outcomes in reversed order: paired by key the difference is exactly 0
+    rnd = _line(text, "| C | random | 0, 1 | 60 |")
+    assert "| +0.0 pp [+0.0, +0.0] | 0/0, p=1.000 |" in rnd
+    shuffle = _line(text, "| C | shuffle | 0, 1 | 60 |")
+    assert "2 unmatched episode(s) excluded (2 / 0)" in shuffle  # one per seed, init state 99
+    assert shuffle.split("|")[8].strip().startswith("0/")  # no corrupted-only success: only clean-only ones
+    diff = float(shuffle.split("|")[7].split("pp")[0])
+    assert diff < -30
+    line = _line(text, "- Closed-loop corruption (shuffle), C:")
+    assert "the interval excludes 0" in line and "60 paired episodes" in line
+
+
+def test_report_is_deterministic(runs_dir, tmp_path):
+    a = build_report([runs_dir], tmp_path / "a" / "REPORT.md", n_bootstrap=300)
+    b = build_report([runs_dir], tmp_path / "b" / "REPORT.md", n_bootstrap=300)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.with_suffix(".json").read_bytes() == b.with_suffix(".json").read_bytes()
+    c = build_report([runs_dir], tmp_path / "c" / "REPORT.md", n_bootstrap=300, bootstrap_seed=1)
+    assert c.read_bytes() != a.read_bytes()  # the intervals do depend on the bootstrap seed
+
+
+def test_report_bad_input(runs_dir, tmp_path, capsys):
     with pytest.raises(ReportError, match="does not exist"):
         build_report([tmp_path / "nope"], tmp_path / "R.md")
     (tmp_path / "empty_run").mkdir()
@@ -110,3 +289,15 @@ def test_report_bad_input(tmp_path, capsys):
     assert exc.value.code == 2
     assert "is not a run directory" in capsys.readouterr().err
     assert not (tmp_path / "R.md").exists()
+    # the same arm and seed twice: which one to pair is ambiguous
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    for name in ("C_s0", "C_s0_again"):
+        run = twice / name
+        run.mkdir()
+        (run / "state.json").write_text(json.dumps({"name": name, "variant": "C", "seed": 0, "sweep": None}))
+        (run / "eval_sim").mkdir()
+        (run / "eval_sim" / "results.json").write_text(
+            json.dumps(_sim_results(_sim_episodes(0.5, np.random.default_rng(0), None), None)))
+    with pytest.raises(ReportError, match="two main runs of arm C with seed 0"):
+        build_report([twice / "C_s0", twice / "C_s0_again"], tmp_path / "R2.md")
