@@ -4,10 +4,13 @@
 |--------------------|-----------------------|-------------------------|--------------------------------------|
 | A                  | no                    | no                      | - (plain action behaviour cloning)   |
 | B                  | no                    | yes                     | auxiliary MLP head on pooled encoder |
-| C                  | yes (context tokens)  | yes                     | K world queries in the decoder       |
+| C                  | yes (context tokens)  | yes                     | K world queries the actions read     |
 | C_no_world_input   | no                    | yes                     | exactly C's queries, no world input  |
 
 The trunk fields mirror LeRobot's ACTConfig one-to-one (they are passed to LeRobot's ACT modules).
+Every arm has the same trunk; `n_decoder_layers` defaults to 2 because LeRobot's decoder starts from
+all-zero queries, so in its first layer self-attention carries no information between queries: the
+action queries can read the K world queries (C, C_no_world_input) only from the second layer on.
 """
 
 from dataclasses import dataclass, field
@@ -56,7 +59,8 @@ class WorldVLAConfig(PreTrainedConfig):
     dim_feedforward: int = 1024
     feedforward_activation: str = "relu"
     n_encoder_layers: int = 4
-    n_decoder_layers: int = 1
+    # >= 2 for C and C_no_world_input (see the module docstring); the same for every arm of a study.
+    n_decoder_layers: int = 2
     use_vae: bool = True
     latent_dim: int = 32
     n_vae_encoder_layers: int = 4
@@ -77,8 +81,15 @@ class WorldVLAConfig(PreTrainedConfig):
     world_vocab_size: int | None = None
     # K: predict w_{t+1} .. w_{t+K}.
     future_offset: int = 8
-    # How many tokens C consumes: the current one and world_context - 1 past ones.
+    # How many tokens C consumes: the current one and world_context - 1 past ones, spaced
+    # world_context_stride frames apart (w_t, w_{t-s}, ..., w_{t-(ctx-1)s}): a stride > 1 gives C a
+    # longer history for the same number of encoder tokens.
     world_context: int = 4
+    world_context_stride: int = 1
+    # C only, training only: the probability that a sample's whole world input is replaced by the mask
+    # id, so that the "mask" corruption at evaluation means "no world information" (an input C has
+    # seen) instead of an out-of-distribution id. Keep it the same for every run of a study.
+    world_input_dropout: float = 0.1
     lambda_world: float = 1.0
     # Camera whose frames are tokenized (must be one of the policy's image inputs).
     world_image_key: str = "observation.images.image"
@@ -116,6 +127,16 @@ class WorldVLAConfig(PreTrainedConfig):
             raise WorldVLAConfigError(f"future_offset (K) must be >= 1, got {self.future_offset}.")
         if self.world_context < 1:
             raise WorldVLAConfigError(f"world_context must be >= 1, got {self.world_context}.")
+        if self.world_context_stride < 1:
+            raise WorldVLAConfigError(f"world_context_stride must be >= 1, got {self.world_context_stride}.")
+        if not 0.0 <= self.world_input_dropout < 1.0:
+            raise WorldVLAConfigError(f"world_input_dropout must be in [0, 1), got {self.world_input_dropout}.")
+        if self.uses_world_queries and self.n_decoder_layers < 2:
+            raise WorldVLAConfigError(
+                f"variant {self.variant!r} needs n_decoder_layers >= 2 (got {self.n_decoder_layers}): the decoder "
+                "starts from zero queries, so the action queries can read the world queries only from its "
+                "second layer on."
+            )
         if self.lambda_world < 0:
             raise WorldVLAConfigError(f"lambda_world must be >= 0, got {self.lambda_world}.")
         if self.world_vocab_size is not None and self.world_vocab_size < 2:
@@ -143,6 +164,11 @@ class WorldVLAConfig(PreTrainedConfig):
     @property
     def uses_aux_world_head(self) -> bool:
         return self.variant == "B"
+
+    @property
+    def world_history_frames(self) -> int:
+        """Frames of token history C's context spans: (world_context - 1) * stride + 1."""
+        return (self.world_context - 1) * self.world_context_stride + 1
 
     @property
     def needs_world_tokenizer(self) -> bool:

@@ -19,9 +19,11 @@ from types import SimpleNamespace
 
 VARIANT_TEXT = {
     "A": "plain action behaviour cloning (no world tokens)",
-    "B": "auxiliary future world-token loss on an MLP head over the pooled encoder output (never fed back)",
-    "C": "world tokens as input (current + past context) and K future-world queries in the decoder",
-    "C_no_world_input": "C's architecture and future-world queries with the world input removed",
+    "B": "auxiliary future world-token loss on an MLP head over the pooled encoder output (a loss only: "
+    "nothing it computes reaches the actions)",
+    "C": "world tokens as input (current + past context) and K future-world queries in the decoder that the "
+    "action queries attend to (the actions are conditioned on the forecast)",
+    "C_no_world_input": "C's architecture, future-world queries and attention masks with the world input removed",
 }
 
 
@@ -44,6 +46,9 @@ def world_settings(config) -> dict:
             "world_vocab_size": config.world_vocab_size,
             "future_offset_K": config.future_offset,
             "world_context": config.world_context if config.uses_world_input else None,
+            "world_context_stride": config.world_context_stride if config.uses_world_input else None,
+            "world_input_dropout": config.world_input_dropout if config.uses_world_input else None,
+            "n_decoder_layers": config.n_decoder_layers,
             "lambda_world": config.lambda_world,
             "world_image_key": config.world_image_key,
             "world_encoder": _encoder_name(spec.get("encoder")),

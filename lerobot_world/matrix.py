@@ -38,7 +38,10 @@ VARIANTS = ("A", "B", "C", "C_no_world_input")
 WORLD_VARIANTS = ("B", "C", "C_no_world_input")
 DONE = ".matrix_done"
 # Short names used in run names for common sweep keys.
-SHORT = {"future_offset": "K", "world_vocab_size": "V", "lambda_world": "lw", "world_context": "ctx"}
+SHORT = {
+    "future_offset": "K", "world_vocab_size": "V", "lambda_world": "lw", "world_context": "ctx",
+    "world_context_stride": "cs", "world_input_dropout": "wdrop",
+}
 
 
 class MatrixError(ValueError):

@@ -1,14 +1,23 @@
 """WorldVLAPolicy: LeRobot's ACT trunk plus a discrete world-token stream (DESIGN §1, §3).
 
 The network is built by composition from LeRobot's own ACT (`lerobot.policies.act.modeling_act.ACT`):
-its ResNet backbone, VAE encoder, transformer encoder/decoder, projections and action head are used
-as they are; this module adds only what the study needs and orchestrates the forward pass:
+its ResNet backbone, VAE encoder, transformer encoder/decoder layers, projections and action head are
+used as they are; this module adds only what the study needs and orchestrates the forward pass:
 
 - a task token (one learned embedding per known language instruction), in every variant;
-- variant B: an auxiliary MLP head on the mean-pooled encoder output predicting w_{t+1..t+K};
-- variants C / C_no_world_input: K future-world queries in the decoder beside the action queries,
-  read out by one token head shared across horizons;
-- variant C only: the current and `world_context - 1` past world tokens embedded as encoder tokens.
+- variant B: an auxiliary MLP head on the mean-pooled encoder output predicting w_{t+1..t+K}; a loss
+  only, nothing it computes reaches the actions;
+- variants C / C_no_world_input: K future-world queries in the decoder beside the action queries, read
+  out by one token head shared across horizons. A block mask in the decoder's self-attention lets the
+  action queries attend to the world queries (the actions are conditioned on the forecast) while the
+  world queries attend only to each other (the forecast cannot lean on the action queries);
+- variant C only: the current and `world_context - 1` past world tokens (`world_context_stride` frames
+  apart) embedded as encoder tokens.
+
+Masks that hold in every variant (so the trunks stay equal): no encoder token attends to the VAE latent
+token, and the world heads never read the latent's encoder position. In training the latent encodes the
+ground-truth future actions; without these masks the world prediction could use it as a shortcut that A
+never gets and that is zero at inference.
 
 World tokens come from the token table (by the batch's global `index`) during training and offline
 evaluation, and from the tokenizer carried inside the checkpoint on live camera images at inference.
@@ -31,6 +40,8 @@ from lerobot_world.hub import WorldModelCardMixin
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CORRUPTIONS = ("random", "shuffle", "mask")
+# Context windows of the training episodes kept in a C checkpoint for the "shuffle" corruption.
+CORRUPTION_BANK_SIZE = 1024
 
 _ACT_FIELDS = (
     "n_obs_steps chunk_size n_action_steps vision_backbone pretrained_backbone_weights "
@@ -65,9 +76,16 @@ class WorldACT(nn.Module):
             self.task_pos_embed = nn.Embedding(1, dim)
         vocab, horizon = config.world_vocab_size, config.future_offset
         if config.uses_world_input:
-            # Row `vocab` is the mask id used by the corruption test; it is never a real token.
+            # Row `vocab` is the mask id (world-input dropout in training, the "mask" corruption).
             self.world_token_embed = nn.Embedding(vocab + 1, dim)
             self.world_context_pos_embed = nn.Embedding(config.world_context, dim)
+            # Real training-table world inputs for the corruption test, saved with the checkpoint so that
+            # closed loop (no table at hand) corrupts with in-distribution tokens too: context windows of
+            # training episodes ("shuffle") and the training tokens' frequencies ("random").
+            self.register_buffer(
+                "corruption_windows", torch.zeros(CORRUPTION_BANK_SIZE, config.world_context, dtype=torch.long)
+            )
+            self.register_buffer("corruption_token_freq", torch.zeros(vocab, dtype=torch.float64))
         if config.uses_world_queries:
             self.world_query_pos_embed = nn.Embedding(horizon, dim)
             self.world_head = nn.Linear(dim, vocab)
@@ -138,27 +156,83 @@ class WorldACT(nn.Module):
             pos.append(cam_pos.flatten(2).permute(2, 0, 1).expand(-1, batch_size, -1))
 
         encoder_in, encoder_pos = torch.cat(seq, dim=0), torch.cat(pos, dim=0)
-        encoder_out = act.encoder(encoder_in, pos_embed=encoder_pos)
+        # Position 0 is the latent: no encoder token reads it (its own position keeps it through the
+        # residual), so everything but that position is independent of the latent.
+        latent_key_mask = torch.zeros(batch_size, encoder_in.shape[0], dtype=torch.bool, device=encoder_in.device)
+        latent_key_mask[:, 0] = True
+        encoder_out = act.encoder(encoder_in, pos_embed=encoder_pos, key_padding_mask=latent_key_mask)
 
         # Decoder: the chunk's action queries, then (C, C_no_world_input) the K world queries.
         query_pos = act.decoder_pos_embed.weight
+        self_mask = cross_mask = None
         if cfg.uses_world_queries:
             query_pos = torch.cat([query_pos, self.world_query_pos_embed.weight], dim=0)
-        decoder_in = torch.zeros(
-            query_pos.shape[0], batch_size, cfg.dim_model, dtype=encoder_pos.dtype, device=encoder_pos.device
-        )
-        decoder_out = act.decoder(
-            decoder_in, encoder_out, encoder_pos_embed=encoder_pos, decoder_pos_embed=query_pos.unsqueeze(1)
-        ).transpose(0, 1)
+            self_mask, cross_mask = self._decoder_masks(encoder_in.shape[0], encoder_in.device)
+        x = torch.zeros(query_pos.shape[0], batch_size, cfg.dim_model, dtype=encoder_pos.dtype, device=encoder_pos.device)
+        query_pos = query_pos.unsqueeze(1)
+        for layer in act.decoder.layers:
+            x = masked_decoder_layer(layer, x, encoder_out, query_pos, encoder_pos, self_mask, cross_mask)
+        decoder_out = act.decoder.norm(x).transpose(0, 1)
         actions = act.action_head(decoder_out[:, : cfg.chunk_size])
 
         world_logits = None
         if cfg.uses_world_queries:
             world_logits = self.world_head(decoder_out[:, cfg.chunk_size :])
         elif cfg.uses_aux_world_head:
-            pooled = encoder_out.mean(dim=0)
+            pooled = encoder_out[1:].mean(dim=0)  # without the latent's position
             world_logits = self.world_aux_head(pooled).view(batch_size, cfg.future_offset, -1)
         return actions, world_logits, (mu, log_sigma_x2)
+
+
+    def _decoder_masks(self, n_memory: int, device) -> tuple[Tensor, Tensor]:
+        """Boolean masks (True = may not attend) for [action queries; world queries].
+
+        Self-attention: world queries see only world queries; action queries see everything.
+        Cross-attention: world queries do not see encoder position 0 (the latent)."""
+        n_act, n_all = self.config.chunk_size, self.config.chunk_size + self.config.future_offset
+        self_mask = torch.zeros(n_all, n_all, dtype=torch.bool, device=device)
+        self_mask[n_act:, :n_act] = True
+        cross_mask = torch.zeros(n_all, n_memory, dtype=torch.bool, device=device)
+        cross_mask[n_act:, 0] = True
+        return self_mask, cross_mask
+
+
+def masked_decoder_layer(layer, x, memory, query_pos, memory_pos, self_mask, cross_mask) -> Tensor:
+    """LeRobot's `ACTDecoderLayer.forward` with attention masks, on the layer's own modules.
+
+    Written out here because LeRobot's layer takes no mask argument; the order of operations is the
+    layer's own (pre/post-norm, dropouts, feed-forward), only `attn_mask` is added to both attentions."""
+    skip = x
+    if layer.pre_norm:
+        x = layer.norm1(x)
+    q = k = layer.maybe_add_pos_embed(x, query_pos)
+    x = layer.self_attn(q, k, value=x, attn_mask=self_mask, need_weights=False)[0]
+    x = skip + layer.dropout1(x)
+    if layer.pre_norm:
+        skip = x
+        x = layer.norm2(x)
+    else:
+        x = layer.norm1(x)
+        skip = x
+    x = layer.multihead_attn(
+        query=layer.maybe_add_pos_embed(x, query_pos),
+        key=layer.maybe_add_pos_embed(memory, memory_pos),
+        value=memory,
+        attn_mask=cross_mask,
+        need_weights=False,
+    )[0]
+    x = skip + layer.dropout2(x)
+    if layer.pre_norm:
+        skip = x
+        x = layer.norm3(x)
+    else:
+        x = layer.norm2(x)
+        skip = x
+    x = layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))
+    x = skip + layer.dropout3(x)
+    if not layer.pre_norm:
+        x = layer.norm3(x)
+    return x
 
 
 class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
@@ -184,6 +258,8 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
                 "--policy.world_tokens=DIR (made by `lerobot-world tokenize`)."
             )
         self.model = WorldACT(config)
+        if self._table is not None and config.uses_world_input:
+            self._fill_corruption_bank()
         if config.needs_world_tokenizer:
             from lerobot_world.world_tokenizer import WorldTokenizer
 
@@ -251,6 +327,20 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         self._episode_start = torch.repeat_interleave(starts, counts)
         return tokenizer
 
+    def _fill_corruption_bank(self) -> None:
+        """Real world inputs of the training episodes for the corruption test (C only): a seeded sample
+        of context windows, and the training tokens' frequencies. Saved in the checkpoint's buffers."""
+        table, model = self._table, self.model
+        train = torch.isin(table.episode_index, torch.tensor(table.train_episodes, dtype=table.episode_index.dtype))
+        frames = train.nonzero().flatten()
+        if frames.numel() == 0:
+            raise ValueError(f"the token table at {self.config.world_tokens} has no training frames.")
+        rng = torch.Generator().manual_seed(0)
+        pick = frames[torch.randint(0, frames.numel(), (model.corruption_windows.shape[0],), generator=rng)]
+        model.corruption_windows.copy_(table.tokens[self._context_indices(pick)])
+        counts = torch.bincount(table.tokens[frames], minlength=table.vocab_size).double()
+        model.corruption_token_freq.copy_(counts / counts.sum())
+
     # --- LeRobot policy protocol ------------------------------------------------------------------
     def get_optim_params(self) -> list[dict]:
         trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
@@ -268,13 +358,31 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         self._corruption_rng = torch.Generator().manual_seed(0)
         self.last_world_observed: Tensor | None = None
         self.last_world_predicted: Tensor | None = None
+        self.last_world_predicted_top5: Tensor | None = None
+
+    # --- the evaluators' contract ------------------------------------------------------------------
+    # eval-offline and eval-sim use only these public members: `world_corruption` (None or a mode of
+    # CORRUPTIONS), `reseed_world_corruption`, `gather_world`, `token_table`, and after each prediction
+    # `last_world_observed` (B,), `last_world_predicted` (B, K), `last_world_predicted_top5` (B, K, 5).
+    def reseed_world_corruption(self, seed: int) -> None:
+        """Seed the draws of the "random" and "shuffle" corruptions (deterministic evaluations)."""
+        self._corruption_rng.manual_seed(int(seed))
+
+    @property
+    def token_table(self):
+        """The training token table (a `WorldTokenTable`), or None when none is attached."""
+        return self._table
+
+    def gather_world(self, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
+        """(context (B, ctx) oldest-first, targets (B, K), valid (B, K)) from the token table, as in training."""
+        return self._gather_world(batch)
 
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor]) -> Tensor:
         """One action per call; the world-token history advances every call, chunks are predicted on demand."""
         self.eval()
         context = self._observe_world(batch)
-        self.last_world_predicted = None
+        self.last_world_predicted = self.last_world_predicted_top5 = None
         if self.config.temporal_ensemble_coeff is not None:
             return self.temporal_ensembler.update(self._predict_chunk(batch, context))
         if len(self._action_queue) == 0:
@@ -299,6 +407,8 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         context = targets = valid = None
         if cfg.predicts_world:
             context, targets, valid = self._gather_world(batch)
+        if context is not None and cfg.uses_world_input:
+            context = self._world_input_dropout(context)
         actions_hat, world_logits, (mu, log_sigma_x2) = self.model(
             batch, self._images(batch), self._task_ids(batch), self._corrupt(context)
         )
@@ -378,8 +488,7 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
                 f"the token table at {cfg.world_tokens} disagrees with the dataset's episode_index for the same "
                 "frames; re-run `lerobot-world tokenize` for this dataset."
             )
-        back = torch.arange(cfg.world_context - 1, -1, -1)
-        context_idx = torch.maximum(index[:, None] - back[None], self._episode_start[index][:, None])
+        context_idx = self._context_indices(index)
         future_idx = index[:, None] + torch.arange(1, cfg.future_offset + 1)[None]
         in_range = future_idx < n_frames
         future_idx = future_idx.clamp(max=n_frames - 1)
@@ -387,39 +496,71 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         context = table.tokens[context_idx].to(device)
         return context, table.tokens[future_idx].to(device), valid.to(device)
 
+    def _context_indices(self, index: Tensor) -> Tensor:
+        """(B, ctx) global frame indices of the context of frames `index`: t-(ctx-1)s, ..., t-s, t, where
+        frames before the episode start repeat its first frame (what `reset()` does online)."""
+        cfg = self.config
+        back = torch.arange(cfg.world_context - 1, -1, -1) * cfg.world_context_stride
+        return torch.maximum(index[:, None] - back[None], self._episode_start[index][:, None])
+
     def _observe_world(self, batch: dict) -> Tensor | None:
         """Tokenize the live frame, advance the history; returns the (B, ctx) context for C."""
         if not self.config.needs_world_tokenizer:
             return None
         image = batch[self.config.world_image_key]
         token = self.world_tokenizer(image).to(image.device)
+        # The last world_history_frames tokens, oldest first; the context is every stride-th of them.
         history = self._world_history
         if history is None or history.shape[0] != token.shape[0]:
-            history = token[:, None].repeat(1, self.config.world_context)
+            history = token[:, None].repeat(1, self.config.world_history_frames)
         else:
             history = torch.cat([history[:, 1:], token[:, None]], dim=1)
         self._world_history = history
         self.last_world_observed = token
-        return history if self.config.uses_world_input else None
+        return history[:, :: self.config.world_context_stride] if self.config.uses_world_input else None
+
+    def _world_input_dropout(self, context: Tensor) -> Tensor:
+        """Training only: replace whole samples' world input by the mask id with probability p."""
+        p = self.config.world_input_dropout
+        if not self.training or p <= 0:
+            return context
+        drop = torch.rand(context.shape[0], device=context.device) < p
+        return torch.where(drop[:, None], torch.full_like(context, self.config.world_vocab_size), context)
 
     def _corrupt(self, context: Tensor | None) -> Tensor | None:
-        """Apply `self.world_corruption` to the world input (the causal test of DESIGN §5)."""
+        """Apply `self.world_corruption` to the world input (the causal test of DESIGN §5).
+
+        "shuffle": each sample gets a real context window of a training episode (saved in the checkpoint);
+        "random": every token drawn from the training tokens' frequencies; both are in the training
+        distribution, at any batch size. "mask": the mask id, which C saw in training through
+        `world_input_dropout` (with dropout 0 it is an out-of-distribution input)."""
         mode = self.world_corruption
         if mode is None or context is None:
             return context
         if mode not in CORRUPTIONS:
             raise ValueError(f"world_corruption must be one of {CORRUPTIONS} or None, got {mode!r}.")
-        vocab = self.config.world_vocab_size
-        if mode == "random":
-            return torch.randint(0, vocab, context.shape, generator=self._corruption_rng).to(context.device)
+        if mode == "mask":
+            return torch.full_like(context, self.config.world_vocab_size)
+        windows, freq = self.model.corruption_windows, self.model.corruption_token_freq
+        if float(freq.sum()) <= 0:
+            raise ValueError(
+                "this world_vla checkpoint carries no training world tokens for the corruption test "
+                "(saved before they were kept, or built without a token table)."
+            )
+        rng, (n, ctx) = self._corruption_rng, context.shape
         if mode == "shuffle":
-            # A cyclic shift across the batch: every sample gets another sample's world tokens.
-            return context.roll(1, dims=0)
-        return torch.full_like(context, vocab)
+            drawn = windows.cpu()[torch.randint(0, windows.shape[0], (n,), generator=rng)]
+        else:
+            drawn = torch.multinomial(freq.cpu(), n * ctx, replacement=True, generator=rng).view(n, ctx)
+        return drawn.to(context.device)
 
     def _predict_chunk(self, batch: dict, context: Tensor | None) -> Tensor:
         actions, world_logits, _ = self.model(batch, self._images(batch), self._task_ids(batch), self._corrupt(context))
-        self.last_world_predicted = None if world_logits is None else world_logits.argmax(-1)
+        if world_logits is None:
+            self.last_world_predicted = self.last_world_predicted_top5 = None
+        else:
+            top = world_logits.topk(min(5, world_logits.shape[-1]), dim=-1).indices
+            self.last_world_predicted, self.last_world_predicted_top5 = top[..., 0], top
         return actions
 
 

@@ -51,10 +51,10 @@ def main() -> None:
 
     if args.quick:
         args.rounds, args.steps_per_round, args.batch_size, args.image_size = 2, 1, 2, 32
-        trunk = dict(dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, n_vae_encoder_layers=1,
+        trunk = dict(dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, n_decoder_layers=2, n_vae_encoder_layers=1,
                      chunk_size=10, n_action_steps=10)
     else:
-        trunk = dict(dim_model=256, n_heads=8, dim_feedforward=1024, n_encoder_layers=2, n_vae_encoder_layers=2,
+        trunk = dict(dim_model=256, n_heads=8, dim_feedforward=1024, n_encoder_layers=2, n_decoder_layers=2, n_vae_encoder_layers=2,
                      chunk_size=20, n_action_steps=20)
     world = dict(future_offset=8 if not args.quick else 3, world_context=4 if not args.quick else 2)
     torch.manual_seed(0)

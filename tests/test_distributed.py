@@ -75,7 +75,7 @@ lt.main()
 
 DIST_FLAGS = [
     "--policy.dim_model=32", "--policy.n_heads=2", "--policy.dim_feedforward=64",
-    "--policy.n_encoder_layers=1", "--policy.n_decoder_layers=1", "--policy.use_vae=false",
+    "--policy.n_encoder_layers=1", "--policy.n_decoder_layers=2", "--policy.use_vae=false",
     "--policy.dropout=0.0", "--policy.chunk_size=2", "--policy.n_action_steps=2",
     "--policy.future_offset=2", "--policy.world_context=2", "--policy.device=cpu",
     "--policy.push_to_hub=false",

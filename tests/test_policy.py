@@ -15,6 +15,8 @@ from conftest import TEST_DEVICE, TINY_POLICY_FLAGS, TOY_REPO_ID, VARIANTS
 from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
 from lerobot.policies.factory import get_policy_class, make_policy, make_policy_config
 
+import lerobot_world.configuration_world_vla  # noqa: F401  (registers world_vla, as LeRobot's plugin discovery does)
+
 TINY_KWARGS = {
     flag.split("=")[0].removeprefix("--policy."): flag.split("=")[1]
     for flag in TINY_POLICY_FLAGS
@@ -271,3 +273,162 @@ def test_online_history_matches_table_context(meta, toy_world_table, toy_dataset
         online = policy._observe_world(obs)
         offline = policy._gather_world({"index": torch.tensor([i]), "action": torch.zeros(1, 10, 7)})[0]
         assert torch.equal(online, offline), i
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_strided_online_history_matches_table_context(meta, toy_world_table, toy_dataset, stride):
+    """With world_context_stride=s the context is w_t, w_{t-s}, ...: the same online and from the table."""
+    policy = toy_policy("C", meta, toy_world_table, world_context=3, world_context_stride=stride)
+    policy.reset()
+    for i in range(10):
+        frame = toy_dataset[i]
+        obs = {k: frame[k][None] for k in policy.config.image_features}
+        online = policy._observe_world(obs)
+        offline = policy.gather_world({"index": torch.tensor([i]), "action": torch.zeros(1, 10, 7)})[0]
+        assert torch.equal(online, offline), i
+    table = policy.token_table.tokens
+    assert torch.equal(offline[0], table[[9 - 2 * stride, 9 - stride, 9]])
+
+
+# --- who reads what: the forecast, the aux head, the latent ---------------------------------------------
+def _eval_forward(policy, batch):
+    """(actions, world logits) of one deterministic forward on a dataset batch (table world input)."""
+    policy.eval()
+    with torch.no_grad():
+        context = policy.gather_world(batch)[0] if policy.config.uses_world_input else None
+        actions, logits, _ = policy.model(batch, policy._images(batch), policy._task_ids(batch), context)
+    return actions, logits
+
+
+@pytest.mark.parametrize("variant", ["C", "C_no_world_input"])
+def test_actions_read_the_world_queries(meta, toy_world_table, toy_dataset, variant):
+    torch.manual_seed(0)
+    policy = toy_policy(variant, meta, toy_world_table)
+    batch = toy_batch(toy_dataset)
+    actions, logits = _eval_forward(policy, batch)
+    with torch.no_grad():
+        policy.model.world_query_pos_embed.weight.add_(torch.randn_like(policy.model.world_query_pos_embed.weight))
+    actions2, logits2 = _eval_forward(policy, batch)
+    assert not torch.equal(logits, logits2)
+    assert (actions - actions2).abs().max() > 1e-4, "the actions must be conditioned on the world queries"
+
+
+@pytest.mark.parametrize("variant", ["C", "C_no_world_input"])
+def test_world_queries_do_not_read_the_action_queries(meta, toy_world_table, toy_dataset, variant):
+    torch.manual_seed(0)
+    policy = toy_policy(variant, meta, toy_world_table)
+    batch = toy_batch(toy_dataset)
+    actions, logits = _eval_forward(policy, batch)
+    with torch.no_grad():
+        policy.model.act.decoder_pos_embed.weight.add_(torch.randn_like(policy.model.act.decoder_pos_embed.weight))
+    actions2, logits2 = _eval_forward(policy, batch)
+    assert not torch.equal(actions, actions2)
+    torch.testing.assert_close(logits2, logits, rtol=0, atol=1e-6)
+
+
+def test_aux_head_never_reaches_the_actions(meta, toy_world_table, toy_dataset):
+    torch.manual_seed(0)
+    policy = toy_policy("B", meta, toy_world_table)
+    batch = toy_batch(toy_dataset)
+    actions, logits = _eval_forward(policy, batch)
+    with torch.no_grad():
+        for p in policy.model.world_aux_head.parameters():
+            p.add_(torch.randn_like(p))
+    actions2, logits2 = _eval_forward(policy, batch)
+    assert not torch.equal(logits, logits2)
+    assert torch.equal(actions, actions2)
+
+
+@pytest.mark.parametrize("variant", ["B", "C", "C_no_world_input"])
+def test_world_logits_do_not_depend_on_the_vae_latent(meta, toy_world_table, toy_dataset, variant):
+    """In training the latent encodes the future actions; two latent samples must give the same world logits."""
+    policy = toy_policy(variant, meta, toy_world_table, dropout=0.0)
+    batch = toy_batch(toy_dataset)
+    context = policy.gather_world(batch)[0] if policy.config.uses_world_input else None
+    policy.model.train()
+    outs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # a different latent sample (mu + sigma * eps) each time
+        with torch.no_grad():
+            outs.append(policy.model(batch, policy._images(batch), policy._task_ids(batch), context))
+    (a1, w1, (mu, _)), (a2, w2, _) = outs
+    assert mu is not None and not torch.equal(a1, a2), "the latent must reach the actions"
+    torch.testing.assert_close(w2, w1, rtol=0, atol=1e-6)
+
+
+def test_world_variants_need_two_decoder_layers():
+    from lerobot_world.configuration_world_vla import WorldVLAConfigError
+
+    for variant in ("C", "C_no_world_input"):
+        with pytest.raises(WorldVLAConfigError, match=r"needs n_decoder_layers >= 2 \(got 1\)"):
+            make_policy_config("world_vla", variant=variant, n_decoder_layers=1)
+    assert make_policy_config("world_vla").n_decoder_layers == 2
+
+
+# --- corruption: real but wrong world input at any batch size ------------------------------------------
+def test_corruptions_use_real_training_tokens_at_batch_size_one(meta, toy_world_table, toy_dataset):
+    policy = toy_policy("C", meta, toy_world_table)
+    table = policy.token_table
+    train = torch.isin(table.episode_index, torch.tensor(table.train_episodes))
+    train_frames = train.nonzero().flatten()
+    train_windows = {tuple(w.tolist()) for w in table.tokens[policy._context_indices(train_frames)]}
+    bank = policy.model.corruption_windows
+    assert {tuple(w.tolist()) for w in bank} <= train_windows
+    freq = torch.bincount(table.tokens[train_frames], minlength=table.vocab_size).double()
+    torch.testing.assert_close(policy.model.corruption_token_freq, freq / freq.sum())
+
+    heldout = int(next(i for i, e in enumerate(table.episode_index.tolist()) if e in table.heldout_episodes))
+    clean = policy.gather_world({"index": torch.tensor([heldout]), "action": torch.zeros(1, 10, 7)})[0]
+    seen = {"shuffle": set(), "random": set()}
+    policy.reseed_world_corruption(0)
+    for mode in seen:
+        policy.world_corruption = mode
+        for _ in range(20):
+            drawn = policy._corrupt(clean)
+            assert drawn.shape == clean.shape and int(drawn.max()) < table.vocab_size
+            seen[mode].add(tuple(drawn[0].tolist()))
+    assert seen["shuffle"] <= train_windows and len(seen["shuffle"]) > 1
+    assert len(seen["random"]) > 1
+    policy.world_corruption = "mask"
+    assert torch.equal(policy._corrupt(clean), torch.full_like(clean, table.vocab_size))
+    # The bank travels in the checkpoint: a saved-and-loaded policy (no table) corrupts identically.
+    policy.world_corruption = None
+
+
+def test_corruption_bank_travels_in_the_checkpoint(meta, toy_world_table, tmp_path):
+    policy = toy_policy("C", meta, toy_world_table)
+    policy.save_pretrained(tmp_path / "saved")
+    loaded = get_policy_class("world_vla").from_pretrained(tmp_path / "saved")
+    assert loaded.token_table is None
+    clean = torch.zeros(3, policy.config.world_context, dtype=torch.long)
+    for mode in ("shuffle", "random"):
+        policy.world_corruption = loaded.world_corruption = mode
+        policy.reseed_world_corruption(7), loaded.reseed_world_corruption(7)
+        assert torch.equal(policy._corrupt(clean), loaded._corrupt(clean))
+
+
+def test_world_input_dropout_masks_whole_samples_in_training_only(meta, toy_world_table):
+    policy = toy_policy("C", meta, toy_world_table, world_input_dropout=0.5)
+    context = torch.arange(64 * 2).view(64, 2) % 8
+    mask_id = policy.config.world_vocab_size
+    policy.train()
+    torch.manual_seed(0)
+    out = policy._world_input_dropout(context)
+    dropped = (out == mask_id).all(1)
+    assert 10 < int(dropped.sum()) < 54
+    assert torch.equal(out[~dropped], context[~dropped]) and not (out[~dropped] == mask_id).any()
+    policy.eval()
+    assert torch.equal(policy._world_input_dropout(context), context)
+
+
+def test_select_action_exposes_the_forecast_for_the_evaluators(meta, toy_world_table, toy_dataset):
+    policy = toy_policy("C", meta, toy_world_table)
+    batch = toy_batch(toy_dataset)
+    obs = {k: v for k, v in batch.items() if k.startswith("observation.") or k == "task"}
+    policy.reset()
+    policy.select_action(obs)
+    k = policy.config.future_offset
+    assert policy.last_world_observed.shape == (4,)
+    assert policy.last_world_predicted.shape == (4, k)
+    assert policy.last_world_predicted_top5.shape == (4, k, 5)
+    assert torch.equal(policy.last_world_predicted_top5[..., 0], policy.last_world_predicted)
