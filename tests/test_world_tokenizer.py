@@ -56,6 +56,8 @@ def test_world_tok_table_matches_online_tokenizer(toy_table, toy_frames, toy_dat
     assert torch.equal(torch.cat([tok(imgs[i : i + 1]) for i in range(len(imgs))]), expected)  # live: one frame
     assert torch.equal(torch.cat([tok(b) for b in imgs.split(7)]), expected)
     assert len(expected.unique()) > 1  # not a degenerate constant table
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a policy under --policy.use_amp=true
+        assert torch.equal(tok(imgs), expected)
 
     # Checkpoint path: spec JSON + state dict through safetensors, as the policy saves/loads it.
     sd_file = toy_table.parent / "policy_like.safetensors"
@@ -190,6 +192,9 @@ def test_world_tok_tiny_dinov2_offline(toy_dataset_root, toy_frames, tmp_path):
     imgs, index = toy_frames
     tok = table.build_tokenizer()
     assert torch.equal(tok(imgs), table.tokens[index])
+    # Under bf16 autocast the encoder's linear layers would run in bf16; WorldTokenizer.embed switches it off.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(tok(imgs), table.tokens[index])
     # rebuild from the spec alone (weights dir gone: nothing is read from disk or network)
     import shutil
 
