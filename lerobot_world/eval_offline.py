@@ -3,15 +3,21 @@
 What it measures (DESIGN §5), per checkpoint:
 - action error of the full predicted chunk (non-padded steps only): MSE and L1, normalized (the
   policy's own units) and raw (through the checkpoint's saved postprocessor), per action dimension,
-  and at the first step; 95% bootstrap intervals resample *episodes* (frames of one episode are not
-  independent);
+  and at the first step; 95% bootstrap intervals resample *episodes* within their task (frames of one
+  episode are not independent), and are withheld below ``stats.MIN_UNITS`` resampled episodes
+  (``ci95`` None, ``intervals.too_small``: "n too small");
 - world-token top-1 / top-5 per horizon k = 1..K (variants that predict tokens), beside the copy
   baseline ("the world does not change", on exactly the pairs the model is scored on) and the
-  majority/bigram baseline (``token_stats``: successors counted on the training episodes);
+  majority/bigram baseline (``token_stats``: successors counted on the training episodes), and the same
+  on the changed pairs w_{t+k} != w_t (``n_changed``, ``top1_changed``, ``top5_changed``), where the copy
+  baseline is 0 by definition;
 - the causal corruption test: every batch is predicted clean and with the world input replaced by
   random ids, a batch shuffle and the mask id, through the same ``predict_action_chunk`` call
   (``policy.world_corruption``). Ratios are measured for every variant; for a variant without world
-  input they come out 1.0 because the predictions are identical, not because 1.0 is written in.
+  input they come out 1.0 because the predictions are identical, not because 1.0 is written in;
+- ``per_episode``: each held-out episode's index, task, frames, chunk steps, value count, clean and
+  corrupted squared-error sums and world counts per k, so the report can pair two checkpoints on the
+  same held-out frames and pool training seeds hierarchically.
 
 Held-out episodes come from the checkpoint's ``train_config.json`` (``dataset.eval_split``,
 ``dataset.episodes``) through ``lerobot_world.splits`` — the rule ``lerobot-train`` used to hold them

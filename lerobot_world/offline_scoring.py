@@ -1,7 +1,11 @@
 """eval-offline's scoring of one checkpoint: per-frame sums filled batch by batch, then metrics.
 
 ``CheckpointEval`` runs the clean and corrupted forwards on each batch; its ``results`` turns the
-sums into action errors, world-token accuracies and corruption ratios with episode-bootstrap intervals.
+sums into action errors, world-token accuracies and corruption ratios with 95% intervals from the
+episode bootstrap of ``lerobot_world.stats`` (held-out episodes resampled within their task; one
+checkpoint is one seed). Below ``stats.MIN_UNITS`` resampled episodes no interval is given
+(``ci95`` None, ``intervals.too_small`` True). ``per_episode`` keeps each held-out episode's sums, so
+the report can pair two arms on the same held-out frames and pool seeds hierarchically.
 """
 
 import math
@@ -17,6 +21,16 @@ from lerobot_world.offline_checkpoints import (
     check_dataset_has_policy_inputs,
     heldout_split,
 )
+from lerobot_world.stats import (
+    MIN_UNITS,
+    TOO_SMALL,
+    bootstrap_weights,
+    hierarchical_weights,
+    ratio,
+    ratio_ci,
+    resampled_units,
+    too_small,
+)
 
 if TYPE_CHECKING:
     from lerobot_world.eval_offline import EvalOfflineConfig
@@ -24,37 +38,9 @@ if TYPE_CHECKING:
 MODES = ("random", "shuffle", "mask")
 
 
-# ----------------------------------------------------------------------------------------------------
-# bootstrap
-# ----------------------------------------------------------------------------------------------------
-
-
-def bootstrap_weights(n_episodes: int, n_bootstrap: int, seed: int) -> np.ndarray | None:
-    """(n_bootstrap, n_episodes) multiplicities of episodes resampled with replacement (seeded)."""
-    if n_bootstrap <= 0 or n_episodes < 1:
-        return None
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_episodes, np.full(n_episodes, 1.0 / n_episodes), size=n_bootstrap).astype(
-        np.float64
-    )
-
-
-def ratio_ci(num: np.ndarray, den: np.ndarray, weights: np.ndarray | None) -> list[float] | None:
-    """95% percentile interval of sum(num)/sum(den) over episode resamples (per-episode sums in)."""
-    if weights is None:
-        return None
-    n, d = weights @ num, weights @ den
-    ok = d > 0
-    if not ok.any():
-        return None
-    vals = n[ok] / d[ok]
-    lo, hi = np.percentile(vals, [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
-def _ratio(num, den) -> float | None:
-    num, den = float(np.sum(num)), float(np.sum(den))
-    return num / den if den > 0 else None
+# The bootstrap lives in lerobot_world.stats; these names stay importable from here.
+__all__ = ["MODES", "CheckpointEval", "bootstrap_weights", "ratio_ci"]
+_ratio = ratio
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -125,9 +111,13 @@ class CheckpointEval:
     def start(self, seed: int) -> None:
         """Fresh state for a deterministic pass: policy reset, corruption RNG seeded, sums cleared."""
         self.policy.reset()
-        rng = getattr(self.policy, "_corruption_rng", None)
-        if rng is not None:
-            rng.manual_seed(seed)
+        reseed = getattr(self.policy, "reseed_world_corruption", None)
+        if reseed is not None:
+            reseed(seed)
+        else:  # policies from before the public method
+            rng = getattr(self.policy, "_corruption_rng", None)
+            if rng is not None:
+                rng.manual_seed(seed)
         self.policy.world_corruption = None
         self.rows = {}
         self.max_abs_diff = {m: 0.0 for m in MODES}
@@ -159,12 +149,15 @@ class CheckpointEval:
         target = b["action"].detach().cpu().double()
         keep = (~pad).double().unsqueeze(-1)  # (B, T, 1)
         self._add("episode", batch["episode_index"].reshape(-1))
+        if "task_index" in batch:
+            self._add("task", batch["task_index"].reshape(-1))
         self._add("n_steps", (~pad).sum(1))
         self._add("first_ok", (~pad[:, 0]).long())
 
         world = None
         if self.predicts_world:
-            _, targets, valid = self.policy._gather_world(b)
+            gather = getattr(self.policy, "gather_world", None) or self.policy._gather_world
+            _, targets, valid = gather(b)
             current = self.table.tokens[b["index"].reshape(-1).long().cpu()]
             world = (targets.cpu(), valid.cpu(), current)
             self._add("w_valid", valid.cpu().long())
@@ -225,7 +218,25 @@ class CheckpointEval:
             np.add.at(out, pos, x)
             return out
 
-        W = bootstrap_weights(len(eps), n_bootstrap, seed)
+        # Task of each held-out episode (the bootstrap's strata), when the dataset has task_index.
+        tasks = None
+        if "task" in cat:
+            task = np.full(len(eps), -1, dtype=np.int64)
+            task[pos] = cat["task"].astype(np.int64)
+            tasks = [int(t) for t in task]
+        one_seed = [0] * len(eps)  # one checkpoint = one training seed: the episode bootstrap
+        small = too_small(one_seed, tasks)
+        W = None if small else hierarchical_weights(one_seed, tasks, n_bootstrap, seed)
+        intervals = {
+            "unit": "held-out episode",
+            "strata": "task_index" if tasks is not None else None,
+            "method": "percentile bootstrap of held-out episodes within task (stats.hierarchical_weights, one seed)",
+            "n_units": len(eps),
+            "n_resampled_units": resampled_units(one_seed, tasks),
+            "min_units": MIN_UNITS,
+            "too_small": small,
+            "note": TOO_SMALL if small else None,
+        }
         n_dim = cat["n_se_dim"].shape[1]
         steps = per_ep(cat["n_steps"])  # non-padded chunk steps per episode
         first = per_ep(cat["first_ok"])
@@ -259,6 +270,7 @@ class CheckpointEval:
             "n_frames": len(episodes),
             "n_episodes": len(eps),
             "n_chunk_steps": int(steps.sum()),
+            "n_action_dims": int(n_dim),
             "normalized": units("n"),
             "raw": units("r"),
         }
@@ -271,8 +283,9 @@ class CheckpointEval:
             "clean_mse": _ratio(clean_se, den),
             "modes": {},
         }
+        mode_se = {}
         for mode in MODES:
-            se = per_ep(cat[f"{mode}_se"])
+            se = mode_se[mode] = per_ep(cat[f"{mode}_se"])
             corruption["modes"][mode] = {
                 "mse": _ratio(se, den),
                 "ratio": _ratio(se, clean_se),
@@ -287,13 +300,55 @@ class CheckpointEval:
                 hits = per_ep(cat[f"w_{mode}_top1"]).sum(1)
                 corruption["modes"][mode]["world_top1"] = _ratio(hits, per_ep(cat["w_valid"]).sum(1))
             corruption["clean_world_top1"] = world["pooled"]["top1"]
-        return {"action": out, "world": world, "corruption": corruption}
+
+        # Per held-out episode: the sums a report needs to pair arms on the same frames and to pool seeds.
+        n_frames_ep = per_ep(np.ones(len(episodes)))
+        per_episode = []
+        world_ep = self._world_per_episode(cat, per_ep) if self.predicts_world else None
+        for i, e in enumerate(eps):
+            rec = {
+                "episode_index": int(e),
+                "task_index": tasks[i] if tasks is not None else None,
+                "n_frames": int(n_frames_ep[i]),
+                "n_chunk_steps": int(steps[i]),
+                "n_values": int(steps[i]) * int(n_dim),  # normalized MSE of the episode = se_sum / n_values
+                "se_sum": float(clean_se[i]),
+                "corrupted_se_sum": {m: float(mode_se[m][i]) for m in MODES},
+                "world": None if world_ep is None else {k: v[i].astype(int).tolist() for k, v in world_ep.items()},
+            }
+            per_episode.append(rec)
+        return {
+            "action": out,
+            "world": world,
+            "corruption": corruption,
+            "intervals": intervals,
+            "per_episode": per_episode,
+        }
+
+    @staticmethod
+    def _world_per_episode(cat, per_ep) -> dict[str, np.ndarray]:
+        """Per-episode, per-k world counts (E, K): all valid pairs, copy hits, model hits, and the same on the
+        changed pairs (w_{t+k} != w_t; the copy baseline is 0 there by definition)."""
+        valid, copy = cat["w_valid"], cat["w_copy"]
+        changed = valid * (1 - copy)
+        top1, top5 = cat["w_clean_top1"], cat["w_clean_top5"]
+        return {
+            "valid": per_ep(valid),
+            "copy": per_ep(copy),
+            "top1": per_ep(top1),
+            "top5": per_ep(top5),
+            "changed": per_ep(changed),
+            "top1_changed": per_ep(top1 * changed),
+            "top5_changed": per_ep(top5 * changed),
+        }
 
     def _world_results(self, cat, per_ep, W) -> dict:
         from lerobot_world.token_table import token_stats
 
-        valid = per_ep(cat["w_valid"])  # (E, K)
-        top1, top5, copy = per_ep(cat["w_clean_top1"]), per_ep(cat["w_clean_top5"]), per_ep(cat["w_copy"])
+        ep = self._world_per_episode(cat, per_ep)
+        valid, top1, top5, copy = ep["valid"], ep["top1"], ep["top5"], ep["copy"]  # (E, K)
+        changed, top1_c, top5_c = ep["changed"], ep["top1_changed"], ep["top5_changed"]
+        copy_changed = per_ep(cat["w_copy"] * cat["w_valid"] * (1 - cat["w_copy"]))  # identically 0: measured
         stats = token_stats(
             self.table.tokens,
             self.table.episode_index,
@@ -317,6 +372,12 @@ class CheckpointEval:
                     "bigram_top1": base.get("bigram_top1"),
                     "bigram_top5": base.get("bigram_top5"),
                     "copy_token_stats": base.get("copy"),
+                    # changed pairs (w_{t+k} != w_t): what copying cannot fake
+                    "n_changed": int(changed[:, i].sum()),
+                    "top1_changed": _ratio(top1_c[:, i], changed[:, i]),
+                    "top1_changed_ci95": ratio_ci(top1_c[:, i], changed[:, i], W),
+                    "top5_changed": _ratio(top5_c[:, i], changed[:, i]),
+                    "copy_changed": _ratio(copy_changed[:, i], changed[:, i]),
                 }
             )
 
@@ -324,12 +385,14 @@ class CheckpointEval:
             vals = [r[key] for r in per_k if r[key] is not None]
             return float(np.mean(vals)) if len(vals) == len(per_k) and vals else None
 
-        # Mean over k of per-k accuracies (each horizon counts once), and its episode bootstrap.
-        ks = [i for i in range(self.K) if valid[:, i].sum() > 0]
-        avg_ci = None
-        if W is not None and ks:
-            acc = np.stack([(W @ top1[:, i]) / np.maximum(W @ valid[:, i], 1) for i in ks], 1).mean(1)
-            avg_ci = [float(x) for x in np.percentile(acc, [2.5, 97.5])]
+        def avg_ci(hits, den):
+            """Bootstrap of the mean over k of per-k accuracies (each horizon counts once)."""
+            ks = [i for i in range(self.K) if den[:, i].sum() > 0]
+            if W is None or len(ks) != self.K or not ks:
+                return None
+            acc = np.stack([(W @ hits[:, i]) / np.maximum(W @ den[:, i], 1) for i in ks], 1).mean(1)
+            return [float(x) for x in np.percentile(acc, [2.5, 97.5])]
+
         table_split = (sorted(self.table.train_episodes), sorted(self.table.heldout_episodes))
         return {
             "K": self.K,
@@ -338,16 +401,28 @@ class CheckpointEval:
             "per_k": per_k,
             "avg": {
                 "top1": avg("top1"),
-                "top1_ci95": avg_ci,
+                "top1_ci95": avg_ci(top1, valid),
                 "top5": avg("top5"),
                 "copy": avg("copy"),
                 "bigram_top1": avg("bigram_top1"),
                 "bigram_top5": avg("bigram_top5"),
+                "top1_changed": avg("top1_changed"),
+                "top1_changed_ci95": avg_ci(top1_c, changed),
+                "top5_changed": avg("top5_changed"),
+                "copy_changed": avg("copy_changed"),
             },
-            "pooled": {"top1": _ratio(top1, valid), "top5": _ratio(top5, valid), "copy": _ratio(copy, valid)},
+            "pooled": {
+                "top1": _ratio(top1, valid),
+                "top5": _ratio(top5, valid),
+                "copy": _ratio(copy, valid),
+                "n_changed": int(changed.sum()),
+                "top1_changed": _ratio(top1_c, changed),
+                "top5_changed": _ratio(top5_c, changed),
+            },
             "baselines": (
                 "copy: P(w_t = w_{t+k}) on the same held-out (t, t+k) pairs the model is scored on; bigram: most "
-                "frequent successor at distance k counted on this run's training episodes (token_stats)"
+                "frequent successor at distance k counted on this run's training episodes (token_stats); changed "
+                "pairs: only the pairs with w_{t+k} != w_t, where the copy baseline is 0 by definition"
             ),
             "copy_matches_token_stats": all(
                 r["copy_token_stats"] is not None

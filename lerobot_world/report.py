@@ -192,11 +192,6 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def wilson(k: int, n: int) -> tuple[float, float] | None:
-    """95% Wilson interval of one checkpoint's success rate (the one eval-sim reports)."""
-    return stats.wilson_interval(k, n)
-
-
 def mean_over(per_k: dict | None, ks) -> float | None:
     vals = [(per_k or {}).get(k) for k in ks]
     return sum(vals) / len(vals) if ks and all(v is not None for v in vals) else None

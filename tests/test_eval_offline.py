@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import TOY_REPO_ID, VARIANTS
 
+from lerobot_world.stats import MIN_UNITS
+
 MODES = ("random", "shuffle", "mask")
 TIMING_KEYS = ("timing",)
 
@@ -73,12 +75,15 @@ def test_writes_both_files_with_every_metric(four_way):
         assert f"## {v}" in md
         a = c["action"]
         assert a["n_frames"] > 0 and a["n_episodes"] == len(c["split"]["heldout_episodes"])
+        # 3 tasks x 4 episodes, eval_split 0.25: one held-out episode per task, fewer than MIN_UNITS -> no interval
+        iv = c["intervals"]
+        assert a["n_episodes"] == 3 and iv["n_units"] == 3 and iv["strata"] == "task_index"
+        assert iv["too_small"] is True and iv["min_units"] == MIN_UNITS and iv["note"] == "n too small"
         for unit in ("normalized", "raw"):
             for key in ("mse", "l1", "first_step_mse", "first_step_l1"):
                 m = a[unit][key]
                 assert _finite(m["value"]) and m["value"] > 0
-                lo, hi = m["ci95"]
-                assert lo <= m["value"] <= hi
+                assert m["ci95"] is None, (v, unit, key, m)
             assert len(a[unit]["per_dim"]["mse"]) == 7 and all(_finite(x) for x in a[unit]["per_dim"]["mse"])
             assert len(a[unit]["per_dim"]["l1"]) == 7
         cor = c["corruption"]
@@ -100,7 +105,72 @@ def test_writes_both_files_with_every_metric(four_way):
         for key in ("top1", "top5", "copy", "bigram_top1", "bigram_top5"):
             assert _finite(w["avg"][key])
         # Baselines in the same table as the model, per k, in the markdown.
-        assert "copy top-1" in md and "bigram top-1" in md
+        assert "copy top-1" in md and "bigram top-1" in md and "top-1 changed" in md
+    assert f"{_fmt4(by['C']['action']['normalized']['mse']['value'])} (n too small)" in md
+    assert "intervals: n too small (0 resampled held-out episode(s) of 3, fewer than 5)" in md
+
+
+def _fmt4(x: float) -> str:
+    from lerobot_world.offline_results_md import _f
+
+    return _f(x)
+
+
+def test_per_episode_sums_rebuild_the_aggregates(four_way):
+    """per_episode holds what pairing two arms needs; its sums give back the pooled numbers exactly."""
+    by = _by_variant(four_way[1])
+    for v in VARIANTS:
+        c = by[v]
+        eps = c["per_episode"]
+        assert [e["episode_index"] for e in eps] == c["split"]["heldout_episodes"]
+        assert sorted(e["task_index"] for e in eps) == [0, 1, 2]  # one held-out episode per task
+        assert sum(e["n_frames"] for e in eps) == c["action"]["n_frames"]
+        assert sum(e["n_chunk_steps"] for e in eps) == c["action"]["n_chunk_steps"]
+        n_values = sum(e["n_values"] for e in eps)
+        assert n_values == c["action"]["n_chunk_steps"] * c["action"]["n_action_dims"] == c["action"]["n_chunk_steps"] * 7
+        mse = sum(e["se_sum"] for e in eps) / n_values
+        assert mse == pytest.approx(c["action"]["normalized"]["mse"]["value"], rel=1e-12)
+        assert mse == pytest.approx(c["corruption"]["clean_mse"], rel=1e-12)
+        for mode in MODES:
+            corrupted = sum(e["corrupted_se_sum"][mode] for e in eps) / n_values
+            assert corrupted == pytest.approx(c["corruption"]["modes"][mode]["mse"], rel=1e-12)
+        if v == "A":
+            assert all(e["world"] is None for e in eps)
+            continue
+        w = c["world"]
+        for r in w["per_k"]:
+            i = r["k"] - 1
+            col = lambda key: sum(e["world"][key][i] for e in eps)  # noqa: B023, E731
+            assert col("valid") == r["n"] and col("copy") / r["n"] == pytest.approx(r["copy"])
+            assert col("top1") / r["n"] == pytest.approx(r["top1"])
+            # changed pairs are exactly the pairs the copy baseline misses; copy scores 0 on them
+            assert r["n_changed"] == col("changed") == r["n"] - col("copy")
+            assert r["copy_changed"] == (0.0 if r["n_changed"] else None)
+            if r["n_changed"]:
+                assert r["top1_changed"] == pytest.approx(col("top1_changed") / r["n_changed"])
+                assert r["top5_changed"] >= r["top1_changed"] and 0 <= r["top1_changed"] <= 1
+                # accuracy on all pairs = copy-free hits on changed pairs + hits on unchanged pairs
+                assert col("top1_changed") <= col("top1")
+        assert w["pooled"]["n_changed"] == sum(r["n_changed"] for r in w["per_k"])
+
+
+def test_per_episode_records_pair_two_arms_on_the_same_frames(four_way):
+    """The report's offline pairing: same held-out episode, same value count, a paired difference."""
+    from lerobot_world import stats
+
+    by = _by_variant(four_way[1])
+    c = {e["episode_index"]: e for e in by["C"]["per_episode"]}
+    a = {e["episode_index"]: e for e in by["A"]["per_episode"]}
+    keys, only_c, only_a = stats.match_units(c, a)
+    assert keys and not only_c and not only_a
+    assert all(c[k]["n_values"] == a[k]["n_values"] for k in keys)
+    d = stats.paired_difference(
+        [c[k]["se_sum"] for k in keys], [c[k]["n_values"] for k in keys],
+        [a[k]["se_sum"] for k in keys], [a[k]["n_values"] for k in keys],
+        seeds=[0] * len(keys), strata=[c[k]["task_index"] for k in keys],
+    )
+    expect = by["C"]["action"]["normalized"]["mse"]["value"] - by["A"]["action"]["normalized"]["mse"]["value"]
+    assert d["value"] == pytest.approx(expect, rel=1e-9) and d["too_small"] and d["ci95"] is None
 
 
 def test_copy_and_bigram_baselines_match_the_token_table(four_way, toy_world_table):
