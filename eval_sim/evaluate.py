@@ -329,6 +329,7 @@ def summarize(cfg, runner: _Runner, episodes, timing: Timing, max_steps, command
             "world_accuracy": "token predicted at t for t+k equals the token observed at t+k (k = 1..K)",
             "world_copy_baseline": "token observed at t equals the token observed at t+k, on the same (t, t+k) "
             "pairs as world_accuracy (predicting that the world does not change)",
+            **metrics.WORLD_DEFINITIONS,  # changed-pair and top-5 world accuracy
         },
         "success_grid": grid,
         "overall": overall,
