@@ -1,19 +1,26 @@
 """Record scripted-expert LIBERO demonstrations as a LeRobotDataset in the HuggingFaceVLA/libero schema.
 
     lerobot-world demos --suite=libero_object --task_ids=0,1 --episodes_per_task=10 \\
-        --output_dir=data/libero_object_demos [--image_size=128] [--init=fixed|random] [--seed=0] \\
+        --output_dir=data/libero_object_demos [--image_size=128] [--init=random|fixed] [--seed=0] \\
         [--num_workers=2] [--max_steps=280] [--fill=true] [--record=true]
 
-Each episode starts from LIBERO's own fixed init state ``init_start + k`` (``--init=fixed``) or from a
-LIBERO random placement seeded with ``seed + k`` (``--init=random``), is driven by
+Each episode starts from a LIBERO random placement seeded with ``seed + k`` (``--init=random``, the
+default) or from LIBERO's own fixed init state ``init_start + k`` (``--init=fixed``), is driven by
 :class:`eval_sim.scripted_expert.ScriptedExpert`, and is kept only if LIBERO reports success.
+Random placements are the default because eval-sim evaluates from LIBERO's fixed init states: a policy
+trained on ``--init=fixed`` demos would be scored on its own training conditions. eval-sim refuses every
+evaluated init state a checkpoint's demos started from (``eval_sim.training_conditions``), so fixed init
+states must be disjoint from the evaluated ones (e.g. ``--init=fixed --init_start=10`` against eval-sim's
+default ``--init_state_start=0`` with at most 10 episodes per task). ``results.json`` records each
+episode's init state (None for a random placement) and seed; that is how eval-sim finds them.
+
 Observations go through LeRobot's own ``LiberoEnv`` -> ``preprocess_observation`` -> LIBERO env
 processor (``LiberoEnv.get_env_processors()``), so the stored images have exactly the 180-degree
 orientation and the 8-dim state a policy sees in LeRobot's closed loop; images are stored as uint8
 (the processor's float image times 255, which is exact). ``task`` is the env's ``task_description``.
 
 ``--record=false`` only measures the expert's success rate, physics-only (no cameras: far cheaper).
-``--fill=true`` keeps trying further init states (up to 2x) until a task has ``episodes_per_task``
+``--fill=true`` keeps trying further init states / seeds (up to 2x) until a task has ``episodes_per_task``
 successes; success rates always count every attempted episode.
 
 Workers (``--num_workers``) are separate processes, each with its own env; episodes come back as
@@ -58,8 +65,9 @@ class DemosConfig:
     repo_id: str = "local/libero_scripted"
     # Square image size of both cameras (HuggingFaceVLA/libero uses 256).
     image_size: int = 128
-    # fixed: LIBERO's init states init_start, init_start+1, ...; random: LIBERO's random placement, seeded.
-    init: str = "fixed"
+    # random: LIBERO's random placement, seeded with seed + k (default: never one of eval-sim's fixed init
+    # states); fixed: LIBERO's init states init_start, init_start+1, ... (the ones eval-sim evaluates from).
+    init: str = "random"
     init_start: int = 0
     seed: int = 0
     num_workers: int = 2

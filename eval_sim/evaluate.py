@@ -3,7 +3,8 @@
     lerobot-world eval-sim --policy.path=CHECKPOINT --env.task=libero_object --env.task_ids=[0] \\
         --n_episodes_per_task=10 --output_dir=outputs/eval_sim/run1 [--max_steps=280] [--batch_size=1] \\
         [--use_async_envs=false] [--seed=1000] [--init_state_start=0] [--corruption=none|random|shuffle|mask] \\
-        [--video=true] [--max_videos_per_task=2] [--success_grid=[100,200]] [--device=cpu]
+        [--video=true] [--max_videos_per_task=2] [--success_grid=[100,200]] [--device=cpu] \\
+        [--allow_training_init_states=false]
     lerobot-world eval-sim --scripted_expert=true --env.task=libero_object ...   # the expert as the policy
 
 Everything on the simulator side is LeRobot's: ``make_env`` builds the vector envs, observations go
@@ -14,6 +15,12 @@ postprocessor, in the same order as ``lerobot-eval``'s ``rollout``. The loop its
 which step started an action chunk, the world tokens a world_vla policy observed and predicted, the
 BDDL goal predicates of the final state, fixed init-state ids per episode, privileged simulator access
 for scripted policies, and per-phase timing.
+
+A checkpoint is never scored on the init states its training demos started from: before any env is
+built, ``eval_sim.training_conditions`` reads them from the checkpoint's ``train_config.json`` and the
+dataset's ``results.json`` (written by ``lerobot-world demos``) and an overlap is refused (exit code 2)
+unless ``--allow_training_init_states=true``; results.json records what was checked
+(``training_init_states``), or that the training init states are unknown and why.
 
 Python API (e.g. to run the scripted expert *as a policy* through the same harness)::
 
@@ -60,6 +67,14 @@ from eval_sim.policies import (
 )
 from eval_sim.results_md import _fmt, render_markdown
 from eval_sim.rollout import AGENT_KEY, WRIST_KEY, Timing, run_task
+from eval_sim.training_conditions import (
+    TrainingInitStatesError,
+    check_training_init_states,
+    describe,
+    find_training_init_states,
+    not_a_checkpoint,
+    results_record,
+)
 
 __all__ = [
     "AGENT_KEY",
@@ -72,6 +87,7 @@ __all__ = [
     "SimPolicy",
     "StepContext",
     "Timing",
+    "TrainingInitStatesError",
     "evaluate",
     "instrument_vector_env",
     "load_policy",
@@ -113,6 +129,8 @@ class EvalSimConfig:
     seed: int = 1000
     # Episode e of a task starts from LIBERO's fixed init state `init_state_start + e` (50 per task).
     init_state_start: int = 0
+    # Evaluate a checkpoint even on init states its training demos started from (refused otherwise).
+    allow_training_init_states: bool = False
     # World-input corruption during rollouts (world_vla only): none | random | shuffle | mask.
     corruption: str = "none"
     video: bool = True
@@ -226,6 +244,7 @@ def evaluate(
 
     prepare_libero()
     requested = validate_env_request(env_cfg, cfg.n_episodes_per_task, cfg.init_state_start)
+    training_record = _check_training_init_states(cfg, requested, policy, policy_path)
     if policy is None:
         policy = load_policy(policy_path, env_cfg, cfg.device, policy_overrides)
     runner = _Runner(policy, env_cfg, cfg.corruption)
@@ -266,8 +285,9 @@ def evaluate(
                     )
                     vec.close()
         results = summarize(cfg, runner, episodes, timing, max_steps, command, started, env_cfg)
+        results = _with_training_record(results, training_record)
         (tmp / "results.json").write_text(json.dumps(results, indent=2))
-        (tmp / "results.md").write_text(render_markdown(results))
+        (tmp / "results.md").write_text(_render_markdown(results))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -282,6 +302,46 @@ def evaluate(
                 pass
     results["output_dir"] = str(out_dir)
     return results
+
+
+def _check_training_init_states(cfg: EvalSimConfig, requested, policy, policy_path) -> dict:
+    """Refuse (before any env or output exists) to score a checkpoint on its training init states; the
+    ``training_init_states`` record for results.json. See eval_sim.training_conditions for why."""
+    ckpt = policy_path if policy is None else getattr(policy, "path", None)
+    if ckpt:
+        training = find_training_init_states(ckpt)
+    else:
+        training = not_a_checkpoint(getattr(policy, "name", None) or type(policy).__name__)
+    overlap = check_training_init_states(
+        training, requested, cfg.init_state_start, cfg.n_episodes_per_task,
+        allow=cfg.allow_training_init_states, policy_path=ckpt,
+    )
+    record = results_record(training, overlap, cfg.allow_training_init_states)
+    print(f"eval_sim: training init states: {describe(record)}", flush=True)
+    return record
+
+
+def _with_training_record(results: dict, record: dict) -> dict:
+    """results with ``training_init_states`` placed right after ``init_state_start``."""
+    out = {}
+    for k, v in results.items():
+        out[k] = v
+        if k == "init_state_start":
+            out["training_init_states"] = record
+    out.setdefault("training_init_states", record)
+    return out
+
+
+def _render_markdown(results: dict) -> str:
+    """results_md.render_markdown plus one header line on the training init states (when recorded)."""
+    md = render_markdown(results)
+    record = results.get("training_init_states")
+    if not record:
+        return md
+    lines = md.split("\n")
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("- episodes:")), 2)
+    lines.insert(at, f"- training init states: {describe(record)}")
+    return "\n".join(lines)
 
 
 def summarize(cfg, runner: _Runner, episodes, timing: Timing, max_steps, command, started, env_cfg) -> dict:
@@ -390,6 +450,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         results = evaluate(
             cfg, policy_path=policy_path, policy_overrides=overrides, command=command, env_size_given=env_size_given
         )
+    except TrainingInitStatesError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     except EvalSimError as e:
         sys.exit(f"error: {e}")
     o = results["overall"]

@@ -54,14 +54,21 @@ def main() -> None:
     start = time.time()
     print(f"lerobot-world main job -> {out}", flush=True)
 
-    # 1. Scripted-expert demonstrations from LIBERO's own init states (successful episodes only).
+    # 1. Scripted-expert demonstrations from seeded random placements (successful episodes only; --fill
+    #    retries further seeds until there are --episodes of them). Never LIBERO's fixed init states:
+    #    eval-sim evaluates from those, and refuses the ones a checkpoint's demos started from.
     print("\n[1/5] scripted demonstrations", flush=True)
     if (data / "meta" / "info.json").is_file():
+        res_path = data / "results.json"
+        recorded = json.loads(res_path.read_text()).get("config", {}).get("init") if res_path.is_file() else None
+        if recorded != "random":  # e.g. an older main job's demos from LIBERO's fixed init states
+            sys.exit(f"error: {data} holds demos recorded with --init={recorded}, expected seeded random placements "
+                     f"(--init=random); remove {out} and re-run to start over.")
         print(f"  {data} exists, skipped")
     else:
         run([str(BIN / "lerobot-world"), "demos", f"--suite={args.suite}", f"--task_ids={args.task_id}",
-             f"--episodes_per_task={args.episodes}", f"--image_size={args.image_size}",
-             "--repo_id=local/libero_demo", f"--output_dir={data}", "--num_workers=2"])
+             f"--episodes_per_task={args.episodes}", f"--image_size={args.image_size}", "--init=random",
+             "--fill=true", "--repo_id=local/libero_demo", f"--output_dir={data}", "--num_workers=2"])
 
     # 2-4. Tokens, the four arms, offline + closed-loop evaluation: the matrix runner (resumable).
     print("\n[2/5] world tokens, four arms, offline and closed-loop evaluation (matrix runner)", flush=True)
@@ -102,7 +109,8 @@ def main() -> None:
     print("\n[4/5] report", flush=True)
     preamble = (
         f"Main job of lerobot-world on this machine: {args.episodes} scripted demonstrations of {args.suite} "
-        f"task {args.task_id} at {args.image_size} px, {args.steps} training steps per arm, "
+        f"task {args.task_id} from seeded random placements at {args.image_size} px (closed loop starts from "
+        "LIBERO's fixed init states, none of which a demonstration used), {args.steps} training steps per arm, "
         f"{args.sim_episodes} closed-loop episodes per arm ({args.corruption_episodes} per corruption mode). "
         "This is a small-scale smoke study: the training budget is far below what closed-loop success needs "
         "(DESIGN: plain ACT needed ~3000 steps for 10/10 on one libero_object task), so the intervals are wide "

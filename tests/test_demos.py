@@ -35,6 +35,17 @@ def test_bad_flags_are_one_sentence(flags, match, capsys):
     assert msg.startswith("error:") and match in msg and "\n" not in msg
 
 
+def test_default_init_is_seeded_random_placement():
+    """eval-sim evaluates from LIBERO's fixed init states, so demos default to random placements (no init id)."""
+    cfg = demos.DemosConfig(episodes_per_task=3, output_dir=None, record=False)
+    assert cfg.init == "random"
+    assert demos._job_pool(cfg, n_inits=50) == [0, 1, 2]  # seed offsets, not init-state ids
+    demos._validate(demos.DemosConfig(init="fixed", output_dir=None, record=False))  # fixed stays available
+    cfg.init = "fixed"
+    cfg.init_start = 48
+    assert demos._job_pool(cfg, n_inits=50) == [48, 49]
+
+
 def test_existing_output_dir_refused(tmp_path):
     with pytest.raises(SystemExit) as exc:
         demos.main([f"--output_dir={tmp_path}"])
@@ -68,10 +79,11 @@ def test_record_one_libero_object_episode(tmp_path):
     out = tmp_path / "demos"
     demos.main([
         "--suite=libero_object", "--task_ids=0", "--episodes_per_task=1", f"--output_dir={out}",
-        "--image_size=64", "--num_workers=1", "--repo_id=local/test_demos", "--use_videos=false",
+        "--image_size=64", "--num_workers=1", "--repo_id=local/test_demos", "--use_videos=false", "--init=fixed",
     ])
     res = json.loads((out / "results.json").read_text())
     assert res["per_task"]["0"]["successes"] == 1, res
+    assert (res["episodes"][0]["init_id"], res["episodes"][0]["seed"]) == (0, 0)
     ds = LeRobotDataset("local/test_demos", root=out)
     assert ds.meta.total_episodes == 1 and ds.fps == 20
     task = res["per_task"]["0"]["task"]

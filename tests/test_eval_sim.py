@@ -294,6 +294,192 @@ def test_bad_cli_input_is_one_clear_sentence(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+# ----------------------------------------------------------------------------------------------------
+# Training init states: a checkpoint is never scored on the init states its demos started from
+# ----------------------------------------------------------------------------------------------------
+
+
+def _demo_record(task_id, init_id, success, seed=0):
+    return {"task_id": task_id, "key": 0, "init_id": init_id, "seed": seed, "success": success, "steps": 10,
+            "seconds": 1.0, "attempts": 0, "task": f"task {task_id}"}
+
+
+def _fake_demos_dataset(root: Path, episodes: list[dict], suite="libero_object", init="fixed", n_saved=None) -> Path:
+    """A dataset root as `lerobot-world demos` leaves it, as far as the check reads it: results.json + meta/info.json."""
+    (root / "meta").mkdir(parents=True)
+    saved = sum(r["success"] for r in episodes) if n_saved is None else n_saved
+    (root / "meta" / "info.json").write_text(json.dumps({"total_episodes": saved, "fps": 20}))
+    (root / "results.json").write_text(json.dumps({
+        "command": "lerobot-world demos ...", "config": {"suite": suite, "init": init, "image_size": 32, "record": True},
+        "suite": suite, "physics_only": False, "episodes": episodes,
+        "dataset": {"root": str(root), "repo_id": "local/fake", "episodes": saved},
+    }))
+    return root
+
+
+def _fake_checkpoint(ckpt: Path, dataset: dict) -> Path:
+    """A lerobot-train pretrained_model dir: a loadable (ACT) config.json and LeRobot's train_config.json."""
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text(json.dumps({"type": "act"}))
+    (ckpt / "train_config.json").write_text(json.dumps({"dataset": dataset, "policy": {"type": "act"}, "steps": 2}))
+    return ckpt
+
+
+def test_training_init_states_are_the_saved_fixed_init_episodes(tmp_path):
+    from eval_sim.training_conditions import find_overlap, find_training_init_states, results_record
+
+    root = _fake_demos_dataset(tmp_path / "ds", [
+        _demo_record(0, 0, True), _demo_record(0, 1, False), _demo_record(0, 2, True),  # init 1 failed: not saved
+        _demo_record(3, 5, True), _demo_record(3, None, True, seed=7),  # a random placement has no init state
+    ])
+    run = tmp_path / "run" / "checkpoints" / "last"
+    ckpt = _fake_checkpoint(run / "pretrained_model", {"repo_id": "local/fake", "root": str(root)})
+    tr = find_training_init_states(ckpt)
+    assert tr.known and tr.reason is None and tr.source == str((root / "results.json").resolve())
+    assert tr.states == {("libero_object", 0, 0), ("libero_object", 0, 2), ("libero_object", 3, 5)}
+    assert find_training_init_states(run) == tr  # a checkpoint step dir, as --policy.path accepts it
+    # eval-sim's episodes e = 0..n-1 start from init_state_start + e
+    assert find_overlap(tr, {"libero_object": [0, 3]}, 0, 3) == [
+        {"suite": "libero_object", "task_id": 0, "init_states": [0, 2]}]
+    assert find_overlap(tr, {"libero_object": [0, 3]}, 2, 4) == [
+        {"suite": "libero_object", "task_id": 0, "init_states": [2]},
+        {"suite": "libero_object", "task_id": 3, "init_states": [5]}]
+    assert find_overlap(tr, {"libero_object": [0, 3]}, 6, 10) == []
+    assert find_overlap(tr, {"libero_spatial": [0]}, 0, 10) == []  # same task id, another suite
+    rec = results_record(tr, [], allowed=False)
+    assert rec == {"known": True, "source": tr.source, "n_training_init_states": 3, "overlap": [],
+                   "allow_training_init_states": False}
+
+    random_only = _fake_demos_dataset(tmp_path / "ds_random", [_demo_record(0, None, True, seed=s) for s in range(3)],
+                                      init="random")
+    tr = find_training_init_states(_fake_checkpoint(tmp_path / "ck_random", {"repo_id": "x/y", "root": str(random_only)}))
+    assert tr.known and tr.states == frozenset()
+    assert find_overlap(tr, {"libero_object": [0]}, 0, 50) == []
+
+
+def test_training_init_states_unknown_without_a_demos_record(tmp_path, monkeypatch):
+    from eval_sim.training_conditions import find_training_init_states, results_record
+
+    def reason(ckpt_dir, dataset):
+        tr = find_training_init_states(_fake_checkpoint(tmp_path / ckpt_dir, dataset))
+        assert not tr.known and tr.states == frozenset()
+        assert results_record(tr, [], allowed=False) == {"known": False, "reason": tr.reason}
+        return tr.reason
+
+    no_tc = tmp_path / "no_train_config"
+    no_tc.mkdir()
+    tr = find_training_init_states(no_tc)
+    assert not tr.known and "train_config.json" in tr.reason
+    assert "does not exist here" in reason("c1", {"repo_id": "local/gone", "root": str(tmp_path / "gone")})
+    plain = tmp_path / "plain_ds"  # a LeRobot dataset not recorded by `demos`
+    (plain / "meta").mkdir(parents=True)
+    assert "no results.json" in reason("c2", {"repo_id": "local/plain", "root": str(plain)})
+    monkeypatch.setattr("lerobot.utils.constants.HF_LEROBOT_HOME", tmp_path / "hf_home")
+    assert "HuggingFaceVLA/libero" in reason("c3", {"repo_id": "HuggingFaceVLA/libero", "root": None})
+    # a results.json that does not describe the dataset next to it (4 saved episodes listed, 3 in the dataset)
+    stale = _fake_demos_dataset(tmp_path / "stale", [_demo_record(0, i, True) for i in range(4)], n_saved=3)
+    assert "lists 4 saved episodes but the dataset has 3" in reason("c4", {"repo_id": "l/s", "root": str(stale)})
+    (tmp_path / "c5_ds").mkdir()
+    (tmp_path / "c5_ds" / "results.json").write_text("{not json")
+    assert "not the results.json" in reason("c5", {"repo_id": "l/b", "root": str(tmp_path / "c5_ds")})
+    # LeRobot's default root for a local repo id, when dataset.root is not set
+    _fake_demos_dataset(tmp_path / "hf_home" / "local" / "home_ds", [_demo_record(1, 4, True)])
+    tr = find_training_init_states(_fake_checkpoint(tmp_path / "c6", {"repo_id": "local/home_ds", "root": None}))
+    assert tr.known and tr.states == {("libero_object", 1, 4)}
+
+
+def test_overlapping_request_is_refused_in_one_sentence_unless_allowed(tmp_path):
+    from eval_sim.training_conditions import (
+        TrainingInitStatesError,
+        check_training_init_states,
+        describe,
+        find_training_init_states,
+        results_record,
+    )
+
+    root = _fake_demos_dataset(tmp_path / "ds", [_demo_record(0, i, True) for i in range(3)] + [_demo_record(2, 7, True)])
+    ckpt = str(_fake_checkpoint(tmp_path / "ck", {"repo_id": "local/fake", "root": str(root)}))
+    tr = find_training_init_states(ckpt)
+    requested = {"libero_object": [0, 1, 2]}
+    with pytest.raises(TrainingInitStatesError) as e:
+        check_training_init_states(tr, requested, 0, 10, allow=False, policy_path=ckpt)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("--policy.path=") and msg.endswith(".")
+    assert "libero_object task 0 init states 0-2; libero_object task 2 init state 7" in msg
+    assert "--allow_training_init_states=true" in msg and ckpt in msg
+    assert "--init_state_start=8" in msg  # the first start whose 10 init states avoid 0-2 and 7
+    assert e.value.exit_code == 2
+    assert check_training_init_states(tr, requested, 3, 4, allow=False, policy_path=ckpt) == []
+    overlap = check_training_init_states(tr, requested, 0, 2, allow=True, policy_path=ckpt)
+    assert overlap == [{"suite": "libero_object", "task_id": 0, "init_states": [0, 1]}]
+    rec = results_record(tr, overlap, allowed=True)
+    assert rec["known"] and rec["overlap"] == overlap and rec["allow_training_init_states"] is True
+    assert "ON TRAINING INIT STATES (libero_object task 0 init states 0-1" in describe(rec)
+    # no fixed start of 45 episodes avoids them: the message still names the flags
+    with pytest.raises(TrainingInitStatesError) as e:
+        check_training_init_states(tr, requested, 0, 45, allow=False, policy_path=ckpt)
+    assert "e.g." not in str(e.value) and "--allow_training_init_states=true" in str(e.value)
+    # unknown training init states are never an error
+    unknown = find_training_init_states(tmp_path)
+    assert check_training_init_states(unknown, requested, 0, 10, allow=False, policy_path=str(tmp_path)) == []
+
+
+def test_eval_sim_cli_refuses_training_init_states_before_building_anything(tmp_path, capsys, monkeypatch):
+    """Exit code 2 and one sentence, before the policy is loaded or any env or output exists; with the flag
+    (or an unknown record) the run goes on to load the policy (stopped there by a stand-in)."""
+    import eval_sim.evaluate as ev
+
+    root = _fake_demos_dataset(tmp_path / "ds", [_demo_record(0, i, True) for i in range(3)])
+    ckpt = _fake_checkpoint(tmp_path / "ck", {"repo_id": "local/fake", "root": str(root)})
+    built = []
+    monkeypatch.setattr("lerobot.envs.make_env", lambda *a, **k: built.append(a) or 1 / 0)
+
+    class Reached(Exception):
+        pass
+
+    def stand_in(path, *a, **k):
+        raise Reached(path)
+
+    monkeypatch.setattr(ev, "load_policy", stand_in)
+    args = [f"--policy.path={ckpt}", "--env.task=libero_object", "--env.task_ids=[0]", "--n_episodes_per_task=2",
+            f"--output_dir={tmp_path / 'out'}", "--device=cpu"]
+    with pytest.raises(SystemExit) as e:
+        ev.main(args)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2
+    assert err.startswith("error: ") and "\n" not in err
+    assert "libero_object task 0 init states 0-1" in err and "--allow_training_init_states=true" in err
+    assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    assert not built
+
+    with pytest.raises(Reached):
+        ev.main([*args, "--allow_training_init_states=true"])
+    assert "ON TRAINING INIT STATES (libero_object task 0 init states 0-1" in capsys.readouterr().out
+    with pytest.raises(Reached):
+        ev.main([*args[:-3], "--init_state_start=3", *args[-3:]])  # disjoint init states: no flag needed
+    assert "no overlap with the 3 fixed init states" in capsys.readouterr().out
+    (ckpt / "train_config.json").unlink()
+    with pytest.raises(Reached):
+        ev.main(args)
+    assert "training init states: unknown, not checked" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists() and not built
+
+
+def test_results_record_training_init_states_in_json_and_md():
+    from eval_sim.evaluate import _render_markdown, _with_training_record
+
+    ep = {"suite": "libero_object", "task_id": 0, "episode_index": 0, "init_state_id": 0, "seed": 0, "success": False,
+          "length": 10, "goal_predicates": [], "goal_fraction": None, "jerk": None, "chunk_jump": None, "video": None,
+          "world": None}
+    rec = {"known": False, "reason": "the training dataset /x has no results.json"}
+    r = _with_training_record(_fake_results([ep], horizon=1), rec)
+    keys = list(r)
+    assert r["training_init_states"] == rec and keys.index("training_init_states") == keys.index("init_state_start") + 1
+    lines = _render_markdown(r).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("- episodes:"))
+    assert lines[at + 1] == "- training init states: unknown, not checked: " + rec["reason"]
+
+
 def test_evaluate_module_still_exports_the_names_other_code_imports():
     """eval_sim.evaluate re-exports what moved to policies / libero_env / rollout / results_md."""
     import eval_sim.evaluate as ev
@@ -419,6 +605,9 @@ def test_act_checkpoint_through_eval_sim(act_checkpoint, tmp_path):
     r = _eval_sim(act_checkpoint, out)
     ep = _check_common_outputs(r, out, "act")
     assert ep["world"] is None and "world_accuracy" not in r["overall"]
+    # trained on a toy dataset (no `demos` results.json): eval-sim ran and says it could not check
+    assert r["training_init_states"]["known"] is False and "no results.json" in r["training_init_states"]["reason"]
+    assert "training init states: unknown, not checked" in (out / "results.md").read_text()
     # a world corruption on a policy without world input is refused, and nothing is written
     from eval_sim.evaluate import main
 
@@ -543,7 +732,7 @@ def test_policy_sees_images_in_the_orientation_of_the_recorded_demos(tmp_path):
     size = 32
     root = tmp_path / "demos"
     cli(["demos", "--suite=libero_object", "--task_ids=0", "--episodes_per_task=1", f"--image_size={size}",
-         "--num_workers=1", "--seed=0", "--init_start=0", "--use_videos=false", f"--output_dir={root}",
+         "--num_workers=1", "--seed=0", "--init=fixed", "--init_start=0", "--use_videos=false", f"--output_dir={root}",
          "--repo_id=local/evs_orient"])
     demo = LeRobotDataset("local/evs_orient", root=root)[0]
     assert int(demo["episode_index"]) == 0 and int(demo["frame_index"]) == 0
@@ -611,3 +800,51 @@ def test_each_episode_starts_from_its_recorded_init_state(tmp_path):
             assert all((seen[o] - ref).abs().mean() > 1e-3 for o in others), "init states 5..7 look the same"
     finally:
         env.close()
+
+
+@pytest.mark.slow
+def test_checkpoint_trained_on_fixed_init_demos_is_not_scored_on_them(tmp_path, capsys):
+    """The real chain: `demos --init=fixed` (init states 0, 1) -> lerobot-train ACT (its train_config.json) ->
+    eval-sim refuses init states 0..2 (exit 2, nothing written), evaluates from 2 on with no overlap recorded,
+    and with --allow_training_init_states=true records the overlap it was told to accept."""
+    from conftest import TINY_POLICY_FLAGS, lerobot_train
+
+    from eval_sim.evaluate import main
+    from lerobot_world.cli import main as cli
+
+    root, repo = tmp_path / "demos", "local/evs_fixed_demos"
+    cli(["demos", "--suite=libero_object", "--task_ids=0", "--episodes_per_task=2", f"--image_size={SIM_IMAGE}",
+         "--num_workers=1", "--init=fixed", "--use_videos=false", f"--output_dir={root}", f"--repo_id={repo}"])
+    demos_res = json.loads((root / "results.json").read_text())
+    assert [e["init_id"] for e in demos_res["episodes"] if e["success"]] == [0, 1], demos_res["episodes"]
+    run = tmp_path / "act"
+    tiny = [f for f in TINY_POLICY_FLAGS if "world" not in f and "future_offset" not in f]
+    result = lerobot_train(
+        ["--policy.type=act", "--policy.pretrained_backbone_weights=null", f"--dataset.repo_id={repo}",
+         f"--dataset.root={root}", f"--output_dir={run}", "--steps=2", "--batch_size=4", "--save_freq=2",
+         "--num_workers=0", "--wandb.enable=false", "--seed=0", *tiny],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    ckpt = run / "checkpoints" / "last" / "pretrained_model"
+    capsys.readouterr()
+
+    common = [f"--policy.path={ckpt}", "--env.task=libero_object", "--env.task_ids=[0]", "--max_steps=5",
+              "--video=false", "--device=cpu"]
+    with pytest.raises(SystemExit) as e:
+        main([*common, "--n_episodes_per_task=3", f"--output_dir={tmp_path / 'refused'}"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "libero_object task 0 init states 0-1" in err and "--init_state_start=2" in err
+    assert not (tmp_path / "refused").exists()
+
+    main([*common, "--n_episodes_per_task=1", "--init_state_start=2", f"--output_dir={tmp_path / 'clean'}"])
+    clean = json.loads((tmp_path / "clean" / "results.json").read_text())
+    assert clean["training_init_states"] == {"known": True, "source": str((root / "results.json").resolve()),
+                                             "n_training_init_states": 2, "overlap": [],
+                                             "allow_training_init_states": False}
+    assert [ep["init_state_id"] for ep in clean["episodes"]] == [2]
+
+    main([*common, "--n_episodes_per_task=1", "--allow_training_init_states=true", f"--output_dir={tmp_path / 'on'}"])
+    on = json.loads((tmp_path / "on" / "results.json").read_text())
+    assert on["training_init_states"]["overlap"] == [{"suite": "libero_object", "task_id": 0, "init_states": [0]}]
+    assert "ON TRAINING INIT STATES" in (tmp_path / "on" / "results.md").read_text()

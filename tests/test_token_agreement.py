@@ -372,7 +372,7 @@ def _record(base: Path, name: str, use_videos: bool) -> tuple[Path, Path, str]:
     """One recorded demo episode (libero_object task 0, 32 px) and its V=8 table: (root, table, repo_id)."""
     root, table, repo = base / f"{name}_demos", base / f"{name}_table", f"local/ta_{name}"
     cli_main(["demos", "--suite=libero_object", "--task_ids=0", "--episodes_per_task=1", "--image_size=32",
-              "--num_workers=1", "--seed=0", "--init_start=0", f"--use_videos={str(use_videos).lower()}",
+              "--num_workers=1", "--seed=0", "--init=random", f"--use_videos={str(use_videos).lower()}",
               f"--output_dir={root}", f"--repo_id={repo}"])
     cli_main(["tokenize", f"--dataset.repo_id={repo}", f"--dataset.root={root}", f"--output_dir={table}",
               "--vocab_size=8", "--eval_split=0", "--num_workers=0"])
