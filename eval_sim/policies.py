@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from eval_sim.errors import EvalSimError
+from lerobot_world.precision import policy_autocast
 
 
 @dataclass
@@ -244,7 +245,7 @@ class _Runner:
         lp = self.loaded
         batch = lp.preprocessor(observation)
         qlen = _action_queue_len(lp.policy)
-        with torch.inference_mode():
+        with torch.inference_mode(), policy_autocast(lp.policy.config, lp.policy.config.device):
             action = lp.policy.select_action(batch)
         observed = predicted = None
         self.last_predicted_top5 = None

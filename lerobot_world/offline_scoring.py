@@ -21,6 +21,7 @@ from lerobot_world.offline_checkpoints import (
     check_dataset_has_policy_inputs,
     heldout_split,
 )
+from lerobot_world.precision import policy_autocast
 from lerobot_world.stats import (
     MIN_UNITS,
     TOO_SMALL,
@@ -134,7 +135,8 @@ class CheckpointEval:
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         sync()
         t0 = time.perf_counter()
-        actions = self.policy.predict_action_chunk(batch)
+        with policy_autocast(self.cfg, self.device):
+            actions = self.policy.predict_action_chunk(batch)
         sync()
         self.forward_s += time.perf_counter() - t0
         self.n_forwards += 1

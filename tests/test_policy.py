@@ -432,3 +432,35 @@ def test_select_action_exposes_the_forecast_for_the_evaluators(meta, toy_world_t
     assert policy.last_world_predicted.shape == (4, k)
     assert policy.last_world_predicted_top5.shape == (4, k, 5)
     assert torch.equal(policy.last_world_predicted_top5[..., 0], policy.last_world_predicted)
+
+
+# --- bf16 mixed precision (LeRobot's --policy.use_amp path) ---------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bf16_training_through_lerobot_train(toy_dataset_root, toy_world_table, tmp_path, variant):
+    from conftest import train_toy_variant
+
+    out = tmp_path / variant
+    result = train_toy_variant(variant, toy_dataset_root, toy_world_table, out, steps=6, extra=["--policy.use_amp=true"])
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    losses = [float(m) for m in re.findall(r"loss:([-\d.e+naif]+)", log)]
+    assert losses and all(math.isfinite(x) for x in losses), log[-2000:]
+    cfg = json.loads((out / "checkpoints" / "last" / "pretrained_model" / "config.json").read_text())
+    assert cfg["use_amp"] is True
+
+
+def test_evaluators_autocast_keeps_the_world_tokens(meta, toy_world_table, toy_dataset):
+    """Under the evaluators' autocast (use_amp) the trunk runs in bf16 while the live tokens stay the table's."""
+    from lerobot_world.precision import policy_autocast
+
+    policy = toy_policy("C", meta, toy_world_table, use_amp=True)
+    batch = toy_batch(toy_dataset)
+    obs = {k: v for k, v in batch.items() if k.startswith("observation.") or k == "task"}
+    policy.reset()
+    with torch.no_grad(), policy_autocast(policy.config, TEST_DEVICE):
+        chunk = policy.predict_action_chunk(obs)
+    assert chunk.dtype == torch.bfloat16
+    assert torch.equal(policy.last_world_observed, policy.token_table.tokens[batch["index"]])
+    policy.config.use_amp = False
+    with policy_autocast(policy.config, TEST_DEVICE):
+        assert policy.predict_action_chunk(obs).dtype == torch.float32
