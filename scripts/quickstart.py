@@ -44,8 +44,12 @@ def main() -> None:
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=400, help="training steps per arm")
     parser.add_argument("--sim_episodes", type=int, default=3, help="closed-loop episodes per arm")
-    parser.add_argument("--corruption_episodes", type=int, default=2, help="closed-loop episodes per corruption mode (C)")
+    parser.add_argument("--corruption_episodes", type=int, default=None,
+                        help="closed-loop episodes per corruption mode for C (default: --sim_episodes; the first "
+                             "episodes of the clean run, same init states and seeds, so they pair episode by episode)")
     args = parser.parse_args()
+    if args.corruption_episodes is None:
+        args.corruption_episodes = args.sim_episodes
 
     out = (ROOT / args.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -99,9 +103,7 @@ def main() -> None:
             run([str(BIN / "lerobot-world"), "eval-sim",
                  f"--policy.path={run_dir / 'train' / 'checkpoints' / 'last' / 'pretrained_model'}",
                  f"--env.task={args.suite}", f"--env.task_ids=[{args.task_id}]",
-                 f"--n_episodes_per_task={args.corruption_episodes}", "--max_steps=300",
-                 # Parallel envs, so that "shuffle" (a roll across the batch) swaps tokens between episodes.
-                 f"--batch_size={min(2, args.corruption_episodes)}", f"--corruption={mode}",
+                 f"--n_episodes_per_task={args.corruption_episodes}", "--max_steps=300", f"--corruption={mode}",
                  "--max_videos_per_task=1", f"--output_dir={stage}", "--overwrite=true"],
                 log=run_dir / f"eval_sim_{mode}.log")
 
