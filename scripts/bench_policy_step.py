@@ -5,6 +5,12 @@ hits every model alike). Targets: A/ACT <= 1.05 and C/ACT <= 1.15.
 
     .venv/bin/python scripts/bench_policy_step.py            # LIBERO-like CPU size (96 px, two cameras)
     .venv/bin/python scripts/bench_policy_step.py --quick    # tiny, seconds (used by the tests)
+    .venv/bin/python scripts/bench_policy_step.py --amp --profile   # world_vla under bf16 autocast; op profile
+
+`--amp` runs the world_vla models' forward under `torch.autocast("cpu", dtype=torch.bfloat16)` (what
+`--policy.use_amp=true` makes lerobot-train do) while ACT stays fp32. `--profile` then profiles a few
+steps of world_vla C with torch.profiler and prints the operators that bound the step.
+The full lerobot-train step including data loading is measured by scripts/bench_train_step.py.
 """
 
 import argparse
@@ -21,6 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def build(policy_type: str, meta, trunk: dict, table: Path | None, variant: str | None):
     from lerobot.policies.factory import make_policy, make_policy_config
+
+    import lerobot_world.configuration_world_vla  # noqa: F401  (registers world_vla)
 
     kwargs = dict(trunk, device="cpu", push_to_hub=False)
     if policy_type == "act":
@@ -41,6 +49,8 @@ def main() -> None:
     parser.add_argument("--steps_per_round", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--image_size", type=int, default=96)
+    parser.add_argument("--amp", action="store_true", help="world_vla under bf16 autocast (ACT stays fp32)")
+    parser.add_argument("--profile", action="store_true", help="torch.profiler table of world_vla C's step")
     args = parser.parse_args()
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -85,7 +95,9 @@ def main() -> None:
             optims[name] = torch.optim.AdamW(policy.parameters(), lr=1e-4)
 
         def step(name):
-            loss, _ = models[name].forward(batches[name])
+            amp = args.amp and name != "ACT"
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                loss, _ = models[name].forward(batches[name])
             loss.backward()
             optims[name].step()
             optims[name].zero_grad()
@@ -100,9 +112,22 @@ def main() -> None:
                     step(name)
                 times[name].append((time.perf_counter() - start) / args.steps_per_round)
 
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(max(2, args.steps_per_round)):
+                    step("world_vla C")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
     base = statistics.median(times["ACT"])
+    # bf16 autocast is only fast where oneDNN has bf16 kernels (AVX-512 BF16 / AMX); elsewhere (e.g. an
+    # AVX2-only CPU) convolutions fall back to aten::_slow_conv2d and bf16 is several times slower.
+    print(f"\nCPU capability {torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 kernels: "
+          f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     print(f"\ntraining step, batch {args.batch_size}, {args.image_size}px x 2 cameras, trunk {trunk}, "
-          f"C: K={world['future_offset']} context={world['world_context']}; median of {args.rounds} rounds")
+          f"C: K={world['future_offset']} context={world['world_context']}; world_vla bf16 autocast: {args.amp}; "
+          f"median of {args.rounds} rounds")
     print(f"{'model':<14} {'s/step':>9} {'/ ACT':>7} {'params':>10}")
     for name, policy in models.items():
         median = statistics.median(times[name])
