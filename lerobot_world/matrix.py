@@ -2,7 +2,11 @@
 
 Expands variants x seeds (+ extra seeds per variant, e.g. a second seed for C) + one-at-a-time sweeps
 around the preset (future_offset, world_vocab_size, lambda_world, any world_vla field) into runs, then
-for each run: train (real `lerobot-train`) -> optional eval-offline -> optional eval-sim.
+for each run: train (real `lerobot-train`) -> optional eval-offline -> optional eval-sim -> optional
+closed-loop corruption (`eval_sim_corruption`: eval-sim --corruption=MODE with exactly eval_sim's
+episodes, into `<run>/eval_sim_<mode>/`) -> optional evaluations of earlier checkpoints (a stage's
+`checkpoints: [N, ...]`: `checkpoints/<N>/pretrained_model` into `<run>/<stage>_step<N>/`; the cpu preset has
+a constant learning rate, so checkpoint N of a longer run is a run of budget N).
 
 Why it is built this way:
 - One token table per (dataset, encoder, vocab), made once by `lerobot-world tokenize` and shared by
@@ -15,7 +19,12 @@ Why it is built this way:
   other seeds, then the sweeps.
 - On CPU runs are sequential (DESIGN §6: two trainings on 2 cores are each ~10x slower); on one GPU,
   up to `max_parallel` trainings share it, each with a proportional share of dataloader workers.
-- Every command is written to `reproduce.sh` and every run has a `state.json`.
+- Every command is written to `reproduce.sh`, every run has a `state.json` and a `commands.sh` (the
+  commands it executed, in order).
+- A study outlives the cache (`results_dir`, lerobot_world.study_results): a run whose every stage
+  finished is exported to `results_dir/runs/<name>/` (small files only, marker written last) and is done
+  from then on, even with an empty cache; `results_dir/dataset.json` pins the dataset's fingerprint.
+- Paths: `~` is expanded; relative paths are relative to the current directory (run from the repo root).
 - wandb: group = the matrix name (WANDB_RUN_GROUP, honoured by wandb.init since LeRobot's WandBLogger
   passes no group), run name = the run name (LeRobot passes `--job_name` as wandb's name).
 """
@@ -31,12 +40,31 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from lerobot_world.presets import Preset, PresetError, format_value, load_preset, tokenize_args, train_args
+from lerobot_world import study_results
+from lerobot_world.presets import (
+    PRESET_DIR,
+    Preset,
+    PresetError,
+    format_value,
+    load_preset,
+    tokenize_args,
+    train_args,
+)
+from lerobot_world.study_results import StudyResultsError
 
 VARIANTS = ("A", "B", "C", "C_no_world_input")
 WORLD_VARIANTS = ("B", "C", "C_no_world_input")
+CORRUPTION_MODES = ("random", "shuffle", "mask")
 DONE = ".matrix_done"
+# Flags that fix which closed-loop episodes run; a corruption stage takes them from eval_sim only, so its
+# episodes pair with the clean ones (same suite, tasks, init states, env seeds, step limit).
+EPISODE_FLAGS = ("--env.", "--n_episodes_per_task", "--init_state_start", "--seed", "--max_steps", "--corruption",
+                 "--policy.", "--output_dir", "--allow_training_init_states")
+# Training flags that do not change what a run learns (machine layout, logging): left out when an exported
+# run is compared with the current plan.
+NEUTRAL_TRAIN_FLAGS = ("--num_workers=", "--wandb.", "--output_dir=")
 # Short names used in run names for common sweep keys.
 SHORT = {
     "future_offset": "K", "world_vocab_size": "V", "lambda_world": "lw", "world_context": "ctx",
@@ -82,6 +110,21 @@ class StageSpec:
     command: list[str] | None = None
     # Appended to the (default or given) command.
     extra_args: list[str] = field(default_factory=list)
+    # Training steps whose checkpoints (LeRobot saves checkpoints/<step>/pretrained_model every save_freq
+    # steps and at the end) are evaluated too, each into <run>/<stage>_step<N>/ with the same command; the
+    # final step is the stage's own checkpoint (evaluated once, into <run>/<stage>/).
+    checkpoints: list[int] = field(default_factory=list)
+
+
+@dataclass
+class CorruptionStageSpec:
+    # Closed-loop world corruption: `eval-sim --corruption=MODE` on the final checkpoint with exactly
+    # eval_sim's command and extra_args (same episodes), into <run>/eval_sim_<mode>/; needs eval_sim.
+    enable: bool = False
+    modes: list[str] = field(default_factory=lambda: list(CORRUPTION_MODES))
+    variants: list[str] = field(default_factory=lambda: ["C"])
+    # Appended after eval_sim's flags; only flags that do not change the episodes (e.g. --max_videos_per_task).
+    extra_args: list[str] = field(default_factory=list)
 
 
 # Every run is scored with the same evaluation seed (same held-out batch order, same LIBERO init
@@ -102,7 +145,11 @@ DEFAULT_STAGE_COMMANDS = {
 class MatrixConfig:
     # Matrix name: wandb group and default output folder name.
     name: str = ""
+    # The cache of token tables, checkpoints and stage outputs (default outputs/matrix/<name>).
     output_dir: str | None = None
+    # Where the small files that must last go (results/<study>/, in git): finished runs, dataset.json,
+    # matrix.json, reproduce.sh. A run exported there is done, even when output_dir is empty. None: no export.
+    results_dir: str | None = None
     # A preset name in configs/policy/ or a path to a preset JSON.
     preset: str = "cpu_small"
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
@@ -119,6 +166,7 @@ class MatrixConfig:
     gpu_mem_gb_per_run: float = 16.0
     eval_offline: StageSpec = field(default_factory=StageSpec)
     eval_sim: StageSpec = field(default_factory=StageSpec)
+    eval_sim_corruption: CorruptionStageSpec = field(default_factory=CorruptionStageSpec)
     # Seconds between progress lines while trainings run.
     progress_every_s: float = 30.0
 
@@ -129,6 +177,14 @@ class CLIArgs:
     dry_run: bool = False
     # Run only these run names (default: all).
     only: list[str] | None = None
+
+
+class Stage(NamedTuple):
+    """One evaluation of a run: its folder under the run directory, its command, the checkpoint it reads."""
+
+    name: str
+    command: list[str]
+    checkpoint: Path
 
 
 @dataclass
@@ -173,6 +229,8 @@ def load_config(path: str | Path, args: list[str] | None = None) -> MatrixConfig
     with draccus.config_type(kind):
         cfg = draccus.parse(MatrixConfig, config_path=str(path), args=args or [])
     cfg.overrides = {k: _parse_scalar(v) for k, v in cfg.overrides.items()}
+    if cfg.dataset.root:  # commands get no shell: expand ~ here; a relative root stays relative to the cwd
+        cfg.dataset.root = os.path.expanduser(cfg.dataset.root)
     if not cfg.name:
         cfg.name = path.stem
     if cfg.output_dir is None:
@@ -209,6 +267,34 @@ def validate(cfg: MatrixConfig) -> None:
         raise MatrixError(f"max_parallel must be >= 1, got {cfg.max_parallel}.")
     if cfg.wandb.mode not in ("online", "offline", "disabled"):
         raise MatrixError(f"wandb.mode must be online, offline or disabled, got {cfg.wandb.mode!r}.")
+    for stage in ("eval_offline", "eval_sim"):
+        for n in getattr(cfg, stage).checkpoints:
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise MatrixError(f"{stage}.checkpoints contains {n!r}; expected positive training steps.")
+    corr = cfg.eval_sim_corruption
+    if corr.enable:
+        if not cfg.eval_sim.enable:
+            raise MatrixError("eval_sim_corruption.enable is true but eval_sim is not enabled; the corrupted "
+                              "episodes are paired with eval_sim's clean ones, so enable eval_sim too.")
+        for m in corr.modes:
+            if m not in CORRUPTION_MODES:
+                raise MatrixError(f"eval_sim_corruption.modes contains {m!r}; expected some of {list(CORRUPTION_MODES)}.")
+        if not corr.modes:
+            raise MatrixError("eval_sim_corruption.modes is empty; expected some of ['random', 'shuffle', 'mask'].")
+        for v in corr.variants:
+            if v not in VARIANTS:
+                raise MatrixError(f"eval_sim_corruption.variants names unknown variant {v!r}; expected some of {list(VARIANTS)}.")
+        for a in corr.extra_args:
+            if a.startswith(EPISODE_FLAGS):
+                raise MatrixError(
+                    f"eval_sim_corruption.extra_args sets {a!r}, which would make the corrupted episodes differ from "
+                    "eval_sim's clean ones; expected only flags such as --max_videos_per_task (the episodes come "
+                    "from eval_sim.extra_args)."
+                )
+        for a in cfg.eval_sim.extra_args:
+            if a.startswith("--corruption"):
+                raise MatrixError(f"eval_sim.extra_args sets {a!r}; eval_sim is the clean evaluation (use "
+                                  "eval_sim_corruption for corrupted runs).")
 
 
 def _fmt_value(value) -> str:
@@ -268,6 +354,11 @@ class Plan:
     tables: dict[tuple, Path]
     parallel: int
     workers_per_run: int
+    # Where finished runs are exported (None: no export).
+    results_dir: Path | None = None
+
+    def steps(self) -> int:
+        return int(self.preset.train.get("steps", 100_000))
 
     def eval_split(self) -> float:
         return float(self.preset.train.get("dataset.eval_split", 0.0))
@@ -331,15 +422,19 @@ class Plan:
         extra = [] if steps is None else [f"--steps={steps}"]
         return ["lerobot-train", f"--config_path={cfg_path}", "--resume=true", *extra]
 
-    def stage_command(self, run: Run, stage: str) -> list[str] | None:
-        spec: StageSpec = getattr(self.cfg, stage)
-        if not spec.enable:
-            return None
+    def checkpoint_dir(self, run: Run, step: int | None = None) -> Path:
+        """`checkpoints/last/pretrained_model`, or the one LeRobot saved at training step ``step``."""
+        from lerobot.common.train_utils import get_step_identifier
+
+        name = "last" if step is None else get_step_identifier(step, self.steps())
+        return run.dir(self.root) / "train" / "checkpoints" / name / "pretrained_model"
+
+    def _render(self, run: Run, spec: StageSpec, default: str, stage_dir: str, checkpoint: Path, extra=()) -> list[str]:
         run_dir = run.dir(self.root)
         table = self.table_for(run)
         values = {
-            "checkpoint": str(run_dir / "train" / "checkpoints" / "last" / "pretrained_model"),
-            "stage_dir": str(run_dir / stage),
+            "checkpoint": str(checkpoint),
+            "stage_dir": str(run_dir / stage_dir),
             "run_dir": str(run_dir),
             "dataset_repo_id": self.cfg.dataset.repo_id,
             "dataset_root": self.cfg.dataset.root or "",
@@ -349,11 +444,87 @@ class Plan:
             "seed": run.seed,
             "name": run.name,
         }
-        template = spec.command if spec.command is not None else DEFAULT_STAGE_COMMANDS[stage]
-        args = [a.format(**values) for a in template] + list(spec.extra_args)
+        template = spec.command if spec.command is not None else DEFAULT_STAGE_COMMANDS[default]
+        args = [a.format(**values) for a in template] + list(spec.extra_args) + list(extra)
         # Drop flags whose value came out empty (e.g. no dataset root for a Hub dataset).
         args = [a for a in args if not a.endswith("=")]
         return ["lerobot-world", *args]
+
+    def stages(self, run: Run) -> list[Stage]:
+        """Every enabled evaluation of ``run`` (folder, command, checkpoint), in execution order: eval_offline,
+        eval_sim, closed-loop corruption, then the earlier checkpoints (`<stage>_step<N>`)."""
+        out = []
+        steps = self.steps()
+        for stage in ("eval_offline", "eval_sim"):
+            spec: StageSpec = getattr(self.cfg, stage)
+            if not spec.enable:
+                continue
+            last = self.checkpoint_dir(run)
+            out.append(Stage(stage, self._render(run, spec, stage, stage, last), last))
+            if stage == "eval_sim" and self.cfg.eval_sim_corruption.enable and run.variant in self.cfg.eval_sim_corruption.variants:
+                corr = self.cfg.eval_sim_corruption
+                for mode in corr.modes:
+                    name = f"eval_sim_{mode}"
+                    extra = [f"--corruption={mode}", *corr.extra_args]
+                    out.append(Stage(name, self._render(run, spec, stage, name, last, extra=extra), last))
+        for stage in ("eval_offline", "eval_sim"):
+            spec = getattr(self.cfg, stage)
+            if not spec.enable:
+                continue
+            for n in sorted(set(spec.checkpoints)):
+                if n != steps:  # the final step is the stage's own checkpoint
+                    name, ckpt = f"{stage}_step{n}", self.checkpoint_dir(run, n)
+                    out.append(Stage(name, self._render(run, spec, stage, name, ckpt), ckpt))
+        return out
+
+    def stage_command(self, run: Run, stage: str) -> list[str] | None:
+        return next((st.command for st in self.stages(run) if st.name == stage), None)
+
+    def run_spec(self, run: Run) -> dict:
+        """What an exported run must match to count as this plan's run: its training command and every stage
+        command, machine-independent (cache as $OUTPUT_DIR, home as ~, layout/logging flags left out)."""
+        def norm(cmd: list[str]) -> list[str]:
+            return [study_results.portable(a, self.root, home=True) for a in cmd]
+
+        train = [a for a in norm(self.train_command(run)) if not a.startswith(NEUTRAL_TRAIN_FLAGS)]
+        return {"train": train, "stages": {st.name: norm(st.command) for st in self.stages(run)}}
+
+    def exported(self, runs: list[Run] | None = None) -> dict[str, dict]:
+        """Run name -> completion marker of the runs already exported to results_dir (checked: files intact,
+        made under this plan). An exported run made under another plan is refused, never redone silently."""
+        if self.results_dir is None:
+            return {}
+        out = {}
+        for run in self.runs if runs is None else runs:
+            try:
+                marker = study_results.load_marker(self.results_dir, run.name)
+            except StudyResultsError as e:
+                raise MatrixError(str(e)) from None
+            if marker is None:
+                continue
+            why = study_results.plan_difference(marker, self.run_spec(run))
+            if why:
+                folder = study_results.run_results_dir(self.results_dir, run.name)
+                raise MatrixError(
+                    f"run {run.name} was exported to {folder} under another plan ({why}); restore the matrix "
+                    f"config it was made with, or delete {folder} (git rm -r) to redo the run."
+                )
+            out[run.name] = marker
+        return out
+
+    def check_checkpoints(self) -> None:
+        """Every `checkpoints` step must be one lerobot-train saves (a multiple of save_freq, or the final step)."""
+        from lerobot.configs.train import TrainPipelineConfig
+
+        steps = self.steps()
+        save_freq = int(self.preset.train.get("save_freq", TrainPipelineConfig.__dataclass_fields__["save_freq"].default))
+        for stage in ("eval_offline", "eval_sim"):
+            for n in getattr(self.cfg, stage).checkpoints:
+                if n > steps or (n != steps and (save_freq <= 0 or n % save_freq)):
+                    raise MatrixError(
+                        f"{stage}.checkpoints contains {n}, a step lerobot-train does not save with steps={steps} "
+                        f"and save_freq={save_freq}; expected multiples of save_freq up to steps, or steps itself."
+                    )
 
 
 def _auto_parallel(cfg: MatrixConfig, preset: Preset) -> int:
@@ -378,9 +549,11 @@ def make_plan(cfg: MatrixConfig) -> Plan:
         preset = load_preset(cfg.preset, cfg.overrides)
     except PresetError as e:
         raise MatrixError(str(e)) from e
-    root = Path(cfg.output_dir).resolve()
+    root = Path(cfg.output_dir).expanduser().resolve()
     runs = expand_runs(cfg, preset)
-    plan = Plan(cfg, preset, root, runs, {}, _auto_parallel(cfg, preset), 0)
+    results = Path(cfg.results_dir).expanduser().resolve() if cfg.results_dir else None
+    plan = Plan(cfg, preset, root, runs, {}, _auto_parallel(cfg, preset), 0, results)
+    plan.check_checkpoints()
     for run in runs:
         key = plan.table_key(run)
         if key is not None and key not in plan.tables:
@@ -438,7 +611,10 @@ def write_state(plan: Plan, run: Run, **updates) -> dict:
     for key, value in updates.items():
         if key == "stage":
             name, info = value
-            state["stages"].setdefault(name, {}).update(info)
+            entry = state["stages"].setdefault(name, {})
+            if "seconds" in info:  # every attempt's time (a resumed training adds up)
+                info = {**info, "seconds_total": round(entry.get("seconds_total", 0.0) + info["seconds"], 1)}
+            entry.update(info)
         else:
             state[key] = value
     state["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -453,30 +629,71 @@ def _shell(cmd: list[str], env: dict[str, str] | None = None) -> str:
     return (prefix + " " if prefix else "") + shlex.join(cmd)
 
 
-def write_reproduce(plan: Plan) -> Path:
+def _line(plan: Plan, cmd: list[str], env: dict | None = None) -> str:
+    """A command as written to reproduce.sh / commands.sh / matrix.json: the cache folder as $OUTPUT_DIR."""
+    return study_results.shell_line(cmd, env, plan.root)
+
+
+def _preset_label(plan: Plan) -> str:
+    path = Path(plan.preset.path).resolve() if plan.preset.path else None
+    repo = PRESET_DIR.parent.parent
+    if path is None:
+        return plan.preset.name
+    return path.relative_to(repo).as_posix() if path.is_relative_to(repo) else str(path)
+
+
+def reproduce_text(plan: Plan) -> str:
     """reproduce.sh: the exact command of every table and run, in execution order (fresh start)."""
     lines = [
         "#!/usr/bin/env bash",
         f"# Matrix {plan.cfg.name!r}: every command the runner executes, from scratch, in order.",
-        f"# Preset: {plan.preset.path}; made by `lerobot-world matrix`. Interrupted trainings are resumed",
-        "# with: lerobot-train --config_path=RUN/train/checkpoints/last/pretrained_model/train_config.json --resume=true",
+        f"# Preset: {_preset_label(plan)}; made by `lerobot-world matrix`. Run from the repository root. Interrupted",
+        "# trainings are resumed with: lerobot-train --config_path=RUN/train/checkpoints/last/pretrained_model/"
+        "train_config.json --resume=true",
         "set -euo pipefail",
         "export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}",
+        f"OUTPUT_DIR=${{OUTPUT_DIR:-{study_results.output_dir_word(plan.cfg.output_dir)}}}",
         "",
     ]
     for key, out in plan.tables.items():
-        lines.append(_shell(plan.tokenize_command(key, out)))
+        lines.append(_line(plan, plan.tokenize_command(key, out)))
     for run in plan.runs:
-        lines += ["", f"# {run.name}", _shell(plan.train_command(run), plan.train_env(run))]
-        for stage in ("eval_offline", "eval_sim"):
-            cmd = plan.stage_command(run, stage)
-            if cmd:
-                lines.append(_shell(cmd))
-    path = plan.root / "reproduce.sh"
-    plan.root.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+        lines += ["", f"# {run.name}", _line(plan, plan.train_command(run), plan.train_env(run))]
+        lines += [_line(plan, st.command) for st in plan.stages(run)]
+    return "\n".join(lines) + "\n"
+
+
+def write_reproduce(plan: Plan, folder: Path | None = None) -> Path:
+    folder = plan.root if folder is None else folder
+    path = folder / "reproduce.sh"
+    study_results.write_text_atomic(path, reproduce_text(plan))
     path.chmod(0o755)
     return path
+
+
+def plan_record(plan: Plan) -> dict:
+    """matrix.json: the config as given, the preset's content and every run's commands (the expanded plan)."""
+    p = plan.preset
+    return {
+        "name": plan.cfg.name,
+        "config": asdict(plan.cfg),
+        "preset": {"name": p.name, "path": _preset_label(plan), "policy": p.policy, "train": p.train,
+                   "tokenize": p.tokenize},
+        "output_dir": "$OUTPUT_DIR (the cache; config.output_dir)",
+        "tables": {out.name: _line(plan, plan.tokenize_command(key, out)) for key, out in plan.tables.items()},
+        "runs": [
+            {"name": r.name, "variant": r.variant, "seed": r.seed,
+             "sweep": None if r.sweep_key is None else {r.sweep_key: r.sweep_value},
+             "train": _line(plan, plan.train_command(r), plan.train_env(r)),
+             "stages": {st.name: _line(plan, st.command) for st in plan.stages(r)}}
+            for r in plan.runs
+        ],
+    }
+
+
+def write_plan_files(plan: Plan, folder: Path) -> None:
+    write_reproduce(plan, folder)
+    study_results.write_text_atomic(folder / "matrix.json", json.dumps(plan_record(plan), indent=2, default=str) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -497,6 +714,15 @@ class Runner:
         self.active: dict[str, Path] = {}  # run name -> log file being written
         self.done = 0
         self.failed: list[str] = []
+        self.exported: dict[str, dict] = {}  # runs already in results_dir: done, never re-run
+
+    def _header(self, run: Run) -> str:
+        return study_results.commands_header(run.name, self.plan.cfg.name, self.plan.cfg.output_dir)
+
+    def _record(self, run: Run, stage: str, cmd: list[str], env: dict | None = None) -> None:
+        """Add a command to the run's commands.sh before it executes (every command, in order)."""
+        line = study_results.shell_line(cmd, env, self.plan.root)
+        study_results.append_command(run.dir(self.plan.root), stage, line, self._header(run))
 
     def log(self, msg: str) -> None:
         with self.lock:
@@ -511,7 +737,8 @@ class Runner:
             return subprocess.run(_exe(cmd), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
 
     def tokenize_all(self) -> None:
-        needed = {self.plan.table_key(r) for r in self.selected if self.plan.table_key(r) is not None}
+        needed = {self.plan.table_key(r) for r in self.selected
+                  if self.plan.table_key(r) is not None and r.name not in self.exported}
         for key in needed:
             out = self.plan.tables[key]
             if (out / "meta.json").is_file():
@@ -525,8 +752,15 @@ class Runner:
 
     def run_one(self, run: Run) -> None:
         plan = self.plan
+        if run.name in self.exported:
+            self.log(f"{run.name}: exported in {study_results.run_results_dir(plan.results_dir, run.name)}, skipped")
+            return
         run_dir = run.dir(plan.root)
         run_dir.mkdir(parents=True, exist_ok=True)
+        table_key = plan.table_key(run)
+        if table_key is not None and not (run_dir / study_results.COMMANDS_FILE).is_file():
+            # The shared table this run reads (made once; tokenize is idempotent on an identical table).
+            self._record(run, "table", plan.tokenize_command(table_key, plan.tables[table_key]))
         status = train_status(plan, run)
         if status == "done":
             self.log(f"{run.name}: train done (step {checkpoint_step(run_dir / 'train')}), skipped")
@@ -540,6 +774,7 @@ class Runner:
             write_state(plan, run, status="training", stage=("train", {"command": _shell(cmd, plan.train_env(run))}))
             with self.lock:
                 self.active[run.name] = run_dir / "train.log"
+            self._record(run, "train", cmd, plan.train_env(run))
             start = time.time()
             rc = self._run(cmd, run_dir / "train.log", plan.train_env(run))
             with self.lock:
@@ -549,18 +784,20 @@ class Runner:
                 raise MatrixError(f"run {run.name}: lerobot-train exited {rc}; see {run_dir / 'train.log'}.")
             write_state(plan, run, stage=("train", {"returncode": 0, "seconds": round(time.time() - start, 1)}))
             self.log(f"{run.name}: trained in {time.time() - start:.0f} s")
-        for stage in ("eval_offline", "eval_sim"):
-            cmd = plan.stage_command(run, stage)
-            if cmd is None:
-                continue
+        stages = plan.stages(run)
+        for stage, cmd, ckpt in stages:
             stage_dir = run_dir / stage
             if (stage_dir / DONE).is_file():
                 self.log(f"{run.name}: {stage} done, skipped")
                 continue
             if stage_dir.exists():
                 shutil.rmtree(stage_dir)  # a partial stage must never look complete
+            if not (ckpt / "config.json").is_file():
+                raise MatrixError(f"run {run.name}: stage {stage} needs the checkpoint {ckpt}, which this training did "
+                                  "not save (check save_freq, or delete the run's train/ folder to retrain it).")
             self.log(f"{run.name}: {stage}")
             write_state(plan, run, status=stage, stage=(stage, {"command": _shell(cmd)}))
+            self._record(run, stage, cmd)
             start = time.time()
             rc = self._run(cmd, run_dir / f"{stage}.log")
             if rc != 0:
@@ -570,6 +807,13 @@ class Runner:
             (stage_dir / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
             write_state(plan, run, stage=(stage, {"returncode": 0, "seconds": round(time.time() - start, 1)}))
         write_state(plan, run, status="done")
+        if plan.results_dir is not None:
+            try:
+                dest = study_results.export_run(run_dir, plan.results_dir, run.name, [st.name for st in stages], DONE,
+                                                plan.run_spec(run), plan.root)
+            except StudyResultsError as e:
+                raise MatrixError(str(e)) from None
+            self.log(f"{run.name}: exported to {dest}")
 
     def _progress(self, stop: threading.Event, total: int) -> None:
         while not stop.wait(self.plan.cfg.progress_every_s):
@@ -581,6 +825,7 @@ class Runner:
 
     def run(self, selected: list[Run]) -> int:
         self.selected = selected
+        self.exported = self.plan.exported(selected)
         self.tokenize_all()
         stop = threading.Event()
         monitor = threading.Thread(target=self._progress, args=(stop, len(selected)), daemon=True)
@@ -641,16 +886,18 @@ class _MatrixLock:
         self.path.unlink(missing_ok=True)
 
 
-def describe(plan: Plan) -> str:
+def describe(plan: Plan, exported: dict | None = None) -> str:
     lines = [
         f"matrix {plan.cfg.name!r}: {len(plan.runs)} runs, preset {plan.preset.name}, output {plan.root}",
         f"parallel trainings: {plan.parallel} (num_workers {plan.workers_per_run} each)",
     ]
+    if plan.results_dir is not None:
+        lines.append(f"results: {plan.results_dir} ({len(exported or {})} of {len(plan.runs)} runs exported)")
     for key, out in plan.tables.items():
         lines.append(f"  table {out.name}: {_shell(plan.tokenize_command(key, out))}")
     for run in plan.runs:
-        status = train_status(plan, run)
-        lines.append(f"  [{status:>7}] {run.name}")
+        status = "exported" if run.name in (exported or {}) else train_status(plan, run)
+        lines.append(f"  [{status:>8}] {run.name}")
     return "\n".join(lines)
 
 
@@ -677,7 +924,14 @@ def _parse_cli(argv: list[str]) -> tuple[CLIArgs, list[str]]:
     return cli, rest
 
 
+def _fail(message: str, code: int = 2):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Bad input (config, preset, results tree, dataset fingerprint): one sentence on stderr, exit 2; runs that
+    failed: exit 1 (re-running the same command resumes them)."""
     import draccus
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -687,7 +941,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     cli, rest = _parse_cli(argv)
     if not cli.config:
-        sys.exit("error: pass --config=configs/matrix/NAME.yaml (a matrix file; see configs/matrix/).")
+        _fail("pass --config=configs/matrix/NAME.yaml (a matrix file; see configs/matrix/).")
     try:
         plan = make_plan(load_config(cli.config, rest))
         selected = plan.runs
@@ -697,24 +951,29 @@ def main(argv: list[str] | None = None) -> None:
             if bad:
                 raise MatrixError(f"--only names unknown run(s) {bad}; the matrix has {sorted(names)}.")
             selected = [r for r in plan.runs if r.name in cli.only]
-        print(describe(plan), flush=True)
+        exported = plan.exported()
+        print(describe(plan, exported), flush=True)
         if cli.dry_run:
             plan.root.mkdir(parents=True, exist_ok=True)
             print(f"dry run: commands written to {write_reproduce(plan)}; nothing executed.")
             return
+        if plan.results_dir is not None:
+            # Before anything runs: the committed results must have been made from this very dataset.
+            record, written = study_results.check_dataset(plan.results_dir, plan.cfg.dataset.repo_id, plan.cfg.dataset.root)
+            print(f"dataset {record['repo_id']}: fingerprint {record['fingerprint']} "
+                  f"({'recorded in' if written else 'matches'} {plan.results_dir / study_results.DATASET_FILE})", flush=True)
         with _MatrixLock(plan.root):
-            reproduce = write_reproduce(plan)
-            (plan.root / "matrix.json").write_text(
-                json.dumps({"config": asdict(plan.cfg), "preset": str(plan.preset.path),
-                            "runs": [r.name for r in plan.runs]}, indent=2, default=str)
-            )
-            print(f"commands: {reproduce}", flush=True)
+            write_plan_files(plan, plan.root)
+            if plan.results_dir is not None:
+                write_plan_files(plan, plan.results_dir)
+            print(f"commands: {plan.root / 'reproduce.sh'}", flush=True)
             n_failed = Runner(plan).run(selected)
-    except (MatrixError, PresetError) as e:
-        sys.exit(f"error: {e}")
+    except (MatrixError, PresetError, StudyResultsError) as e:
+        _fail(str(e))
     if n_failed:
-        sys.exit(f"error: {n_failed} run(s) failed; re-run the same command to resume.")
-    print(f"matrix {plan.cfg.name!r}: all {len(selected)} runs done in {plan.root / 'runs'}")
+        _fail(f"{n_failed} run(s) failed; re-run the same command to resume.", code=1)
+    where = plan.root / "runs" if plan.results_dir is None else plan.results_dir / "runs"
+    print(f"matrix {plan.cfg.name!r}: all {len(selected)} runs done in {where}")
 
 
-__all__ = ["MatrixConfig", "Plan", "Run", "expand_runs", "load_config", "main", "make_plan", "format_value"]
+__all__ = ["MatrixConfig", "Plan", "Run", "Stage", "expand_runs", "load_config", "main", "make_plan", "format_value"]

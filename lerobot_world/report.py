@@ -4,7 +4,14 @@ RUNS are run directories as the matrix runner lays them out (``<run>/state.json`
 ``<run>/eval_offline/results.json``, ``<run>/eval_sim/results.json`` and, for closed-loop corruption,
 ``<run>/eval_sim_<mode>/results.json``), or a matrix output directory (its ``runs/*`` are taken), or a
 ``results/`` tree holding only the small outputs (same layout, no checkpoints: the run's policy config
-is then read from ``<run>/policy_config.json`` / ``<run>/train_config.json`` when present).
+is then read from ``<run>/policy_config.json`` / ``<run>/train_config.json`` when present). Runs found
+under a ``runs/`` folder are named ``runs/<name>`` (not by the folder's absolute path), and a run's
+``commands.sh`` (written by the matrix, the cache as ``$OUTPUT_DIR``) gives its provenance, so a report of a
+results tree is the same byte for byte from any copy of it.
+
+Calibration: ``<run>/eval_sim_step<N>/`` and ``<run>/eval_offline_step<N>/`` (a matrix stage's
+``checkpoints``) hold the evaluation of training step N's checkpoint; with the final checkpoint they give
+success (and offline MSE) against the training budget, per arm with the same hierarchical intervals.
 
 Statistics (DESIGN §5; the code is ``lerobot_world.stats``). The training seed is the unit:
 
@@ -42,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot_world import stats
+from lerobot_world.study_results import COMMANDS_FILE, read_commands
 
 VARIANT_ORDER = ("A", "B", "C", "C_no_world_input")
 ARCH = {
@@ -82,6 +90,11 @@ class RunRecord:
     offline_command: str | None = None
     sim: dict | None = None  # eval_sim results.json (clean)
     sim_corrupted: dict = field(default_factory=dict)  # mode -> eval_sim results.json
+    # How the run is named in the report: runs/<name> under a matrix/results folder, else the path given.
+    label: str = ""
+    sim_steps: dict = field(default_factory=dict)  # training step -> eval_sim results.json of that checkpoint
+    offline_steps: dict = field(default_factory=dict)  # training step -> eval_offline checkpoint entry
+    commands: list | None = None  # (stage, command) from the run's commands.sh, in execution order
 
     @property
     def is_main(self) -> bool:
@@ -96,7 +109,17 @@ def _first_existing(*paths: Path) -> Path | None:
     return next((p for p in paths if p.is_file()), None)
 
 
-def load_run(path: Path) -> RunRecord:
+def _step_dirs(path: Path, stage: str) -> list[tuple[int, Path]]:
+    """(N, folder) of ``<stage>_step<N>/`` folders with a results.json, by N."""
+    out = []
+    for d in path.glob(f"{stage}_step*"):
+        suffix = d.name[len(stage) + len("_step"):]
+        if suffix.isdigit() and (d / "results.json").is_file():
+            out.append((int(suffix), d))
+    return sorted(out)
+
+
+def load_run(path: Path, label: str | None = None) -> RunRecord:
     state = _load_json(path / "state.json") or {}
     ckpt = path / "train" / "checkpoints" / "last" / "pretrained_model"
     policy = _load_json(_first_existing(ckpt / "config.json", path / "policy_config.json") or Path("/nonexistent"))
@@ -116,6 +139,7 @@ def load_run(path: Path) -> RunRecord:
         sweep=state.get("sweep"),
         policy=policy,
         train=train or {},
+        label=label or str(path),
     )
     offline = _load_json(path / "eval_offline" / "results.json")
     if offline:
@@ -126,21 +150,29 @@ def load_run(path: Path) -> RunRecord:
         result = _load_json(path / f"eval_sim_{mode}" / "results.json")
         if result:
             record.sim_corrupted[mode] = result
+    for n, d in _step_dirs(path, "eval_sim"):
+        record.sim_steps[n] = _load_json(d / "results.json")
+    for n, d in _step_dirs(path, "eval_offline"):
+        record.offline_steps[n] = _load_json(d / "results.json")["checkpoints"][0]
+    if (path / COMMANDS_FILE).is_file():
+        record.commands = read_commands(path / COMMANDS_FILE)
     return record
 
 
 def collect_runs(paths: list[Path]) -> list[RunRecord]:
-    run_dirs: list[Path] = []
+    run_dirs: list[tuple[Path, str]] = []
     for path in paths:
         if not path.is_dir():
             raise ReportError(f"{path} does not exist or is not a directory; expected a run or matrix directory.")
         if (path / "runs").is_dir():
-            run_dirs += sorted(p for p in (path / "runs").iterdir() if p.is_dir())
+            # Hidden folders are a matrix export in progress (renamed into place when complete).
+            run_dirs += [(p, f"runs/{p.name}") for p in sorted((path / "runs").iterdir())
+                         if p.is_dir() and not p.name.startswith(".")]
         else:
-            run_dirs.append(path)
+            run_dirs.append((path, str(path)))
     if not run_dirs:
         raise ReportError(f"no run directories found under {', '.join(map(str, paths))}.")
-    runs = [load_run(p) for p in run_dirs]
+    runs = [load_run(p, label) for p, label in run_dirs]
     order = {v: i for i, v in enumerate(VARIANT_ORDER)}
     return sorted(runs, key=lambda r: (not r.is_main, order.get(r.variant, 9), r.seed or 0, r.name))
 
@@ -682,6 +714,119 @@ def sim_section(study: Study) -> list[str]:
     return out + [""]
 
 
+# --- calibration: success vs training steps ---------------------------------------------------------------
+def calibration_points(runs: list[RunRecord]) -> dict:
+    """arm -> step -> {"sim": [(seed, run, results)], "offline": [(seed, run, entry)]} for main runs with
+    earlier-checkpoint evaluations; the final checkpoint (eval_sim / eval_offline) is the point at the
+    run's training steps."""
+    out: dict = {}
+    for r in runs:
+        if not (r.is_main and (r.sim_steps or r.offline_steps)):
+            continue
+        final = r.train.get("steps")
+        sims, offs = dict(r.sim_steps), dict(r.offline_steps)
+        if isinstance(final, int):
+            if r.sim and r.sim_steps:
+                sims.setdefault(final, r.sim)
+            if r.offline and r.offline_steps:
+                offs.setdefault(final, r.offline)
+        arm = out.setdefault(r.variant, {})
+        for n, res in sims.items():
+            arm.setdefault(n, {"sim": [], "offline": []})["sim"].append((r.seed, r, res))
+        for n, res in offs.items():
+            arm.setdefault(n, {"sim": [], "offline": []})["offline"].append((r.seed, r, res))
+    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return {a: dict(sorted(out[a].items())) for a in sorted(out, key=lambda v: (order.get(v, 9), v))}
+
+
+def calibration_estimates(study: Study, points: dict) -> dict:
+    """arm -> step -> {"sim": success estimate, "offline": MSE estimate, seeds, episodes}, hierarchical bootstrap
+    (seeds, then episodes within seed and task), as for the per-arm tables."""
+    out: dict = {}
+    for arm, steps in points.items():
+        for n, p in steps.items():
+            e = {"sim": None, "offline": None, "sim_seeds": [], "offline_seeds": []}
+            seeds, strata, num = [], [], []
+            for seed, r, res in sorted(p["sim"], key=lambda x: stats.sort_key(x[0])):
+                units = sim_units(res, f"{r.name} step {n}") or {}
+                for key in sorted(units, key=stats.sort_key):
+                    seeds.append(seed)
+                    strata.append(key[:2])
+                    num.append(float(units[key]["success"]))
+                e["sim_seeds"].append(seed)
+            if seeds:
+                e["sim"] = study.boot(num, None, seeds, strata)
+            seeds, strata, nums, dens = [], [], [], []
+            for seed, r, entry in sorted(p["offline"], key=lambda x: stats.sort_key(x[0])):
+                units = offline_units(entry) or {}
+                for k in sorted(units):
+                    seeds.append(seed)
+                    strata.append(units[k].get("task_index"))
+                    nums.append(units[k]["se_sum"])
+                    dens.append(units[k]["n_values"])
+                e["offline_seeds"].append(seed)
+            if seeds:
+                e["offline"] = study.boot(nums, dens, seeds, strata)
+            out.setdefault(arm, {})[n] = e
+    return out
+
+
+def calibration_section(estimates: dict) -> list[str]:
+    if not estimates:
+        return []
+    rows = []
+    for arm, steps in estimates.items():
+        for n, e in steps.items():
+            rows.append([arm, str(n),
+                         fmt_seeds(e["sim_seeds"]) if e["sim"] else "—", str(e["sim"]["n_units"]) if e["sim"] else "—",
+                         fmt_est(e["sim"], pct=True) if e["sim"] else "—",
+                         fmt_seeds(e["offline_seeds"]) if e["offline"] else "—",
+                         fmt_est(e["offline"]) if e["offline"] else "—"])
+    return ["## Calibration: success vs training steps", "",
+            "Each row evaluates the checkpoint lerobot-train saved at that step (`<run>/eval_sim_step<N>`, "
+            "`<run>/eval_offline_step<N>`; the last row of a run is its final checkpoint). world_vla trains at a "
+            "constant learning rate (no scheduler), so checkpoint N of a longer run stands for a run of budget N; "
+            "the points of one run share its training, so they are not independent. Success: closed-loop episodes "
+            "pooled over the seeds listed, 95% hierarchical bootstrap (seeds, then episodes within seed and task); "
+            "offline: normalized action MSE on the held-out episodes, same bootstrap.", "",
+            *table(["arm", "steps", "closed-loop seeds", "episodes", "success [95% CI]", "offline seeds",
+                    "MSE (norm.) [95% CI]"], rows), ""]
+
+
+def calibration_plot(estimates: dict, out_dir: Path) -> str | None:
+    if not estimates:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("sim", "offline") if any(e[k] for steps in estimates.values() for e in steps.values())]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        for arm, steps in estimates.items():
+            pts = [(n, e[kind]) for n, e in steps.items() if e[kind] and e[kind].get("value") is not None]
+            if not pts:
+                continue
+            xs = [n for n, _ in pts]
+            ys = [r["value"] for _, r in pts]
+            lo = [r["value"] - r["ci95"][0] if r.get("ci95") else 0.0 for _, r in pts]
+            hi = [r["ci95"][1] - r["value"] if r.get("ci95") else 0.0 for _, r in pts]
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=arm)
+        ax.set_xlabel("training steps")
+        if kind == "sim":
+            ax.set_ylabel("closed-loop success"), ax.set_ylim(-0.02, 1.02)
+            ax.set_title("Success vs training steps (95% CI)")
+        else:
+            ax.set_ylabel("held-out action MSE (norm.)")
+            ax.set_title("Offline MSE vs training steps (95% CI)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "calibration.png", dpi=120)
+    plt.close(fig)
+    return "calibration.png"
+
+
 def comparisons(study: Study) -> list[dict]:
     """The three named comparisons, each on the seeds every arm has."""
     out = []
@@ -882,9 +1027,14 @@ def plots(runs: list[RunRecord], out_dir: Path) -> list[str]:
 
 
 def provenance(runs: list[RunRecord]) -> list[str]:
-    lines = ["## 8. Provenance", "", "Every number above comes from these runs and commands.", ""]
+    lines = ["## 8. Provenance", "", "Every number above comes from these runs and commands."
+             + (" A run's commands come from its commands.sh (every command the matrix ran for it, in order; "
+                "`$OUTPUT_DIR` = the matrix's output folder)." if any(r.commands is not None for r in runs) else ""), ""]
     for r in runs:
-        lines.append(f"- **{r.name}** (`{r.path}`)")
+        lines.append(f"- **{r.name}** (`{r.label}`)")
+        if r.commands is not None:  # every command the matrix ran for it, in order (its commands.sh)
+            lines += [f"  - {stage}: `{cmd}`" for stage, cmd in r.commands]
+            continue
         cmd = None
         state = _load_json(r.path / "state.json") or {}
         cmd = state.get("stages", {}).get("train", {}).get("command")
@@ -912,14 +1062,19 @@ def build_report(
     runs = collect_runs(paths)
     study = Study(runs, n_bootstrap=n_bootstrap, rng_seed=bootstrap_seed)
     items = comparisons(study)
+    calibration = calibration_estimates(study, calibration_points(runs))
     output.parent.mkdir(parents=True, exist_ok=True)
     images = plots(runs, output.parent)
+    calibration_image = calibration_plot(calibration, output.parent)
+    if calibration_image:
+        images.append(calibration_image)
     lines = [f"# {title}", ""]
     if preamble:
         lines += [preamble, ""]
     lines += [f"Intervals: {n_bootstrap} bootstrap resamples, seed {bootstrap_seed}; none below {stats.MIN_UNITS} "
               f"resampled units (\"{stats.TOO_SMALL}\").", ""]
     lines += config_section(runs) + seeds_section(study) + offline_section(study) + sim_section(study)
+    lines += calibration_section(calibration)
     lines += comparisons_section(items) + interpretation(study, items)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
@@ -932,7 +1087,9 @@ def build_report(
         "statistics": {"n_bootstrap": n_bootstrap, "bootstrap_seed": bootstrap_seed, "min_units": stats.MIN_UNITS,
                        "seeds": study.seeds, "extra_seeds": [{"run": r.name, "results": k} for r, k in study.extra()]},
         "comparisons": items,
-        "runs": [{"name": r.name, "path": str(r.path), "variant": r.variant, "seed": r.seed, "sweep": r.sweep,
+        "calibration": {arm: {str(n): {k: e[k] for k in ("sim", "offline", "sim_seeds", "offline_seeds")}
+                              for n, e in steps.items()} for arm, steps in calibration.items()},
+        "runs": [{"name": r.name, "path": r.label, "variant": r.variant, "seed": r.seed, "sweep": r.sweep,
                   "offline": r.offline, "sim": r.sim and r.sim["overall"],
                   "sim_corrupted": {m: v["overall"] for m, v in r.sim_corrupted.items()}} for r in runs],
         "plots": images,

@@ -152,12 +152,145 @@ def test_matrix_expansion_order_tables_and_commands(tmp_path):
         ("name: x\ndataset: {repo_id: a/b}\npreset: nope\n", "nope"),
     ],
 )
-def test_matrix_bad_config_one_clear_error(yaml, match, tmp_path):
+def test_matrix_bad_config_one_clear_error(yaml, match, tmp_path, capsys):
     from lerobot_world.matrix import main
 
     with pytest.raises(SystemExit) as e:
         main([f"--config={_write(tmp_path / 'm.yaml', yaml)}", "--dry_run"])
-    assert match in str(e.value)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and match in err and err.startswith("error: ") and "\n" not in err
+
+
+STAGES_YAML = """
+name: stages_test
+preset: cpu_small
+output_dir: ~/cache/stages_test
+results_dir: res/stages_test
+dataset: {repo_id: local/toy, root: ~/data/toy}
+variants: [A, C]
+seeds: [0]
+overrides: {steps: 12, save_freq: 4}
+eval_offline: {enable: true, checkpoints: [4]}
+eval_sim:
+  enable: true
+  checkpoints: [4, 8, 12]
+  extra_args: ["--env.task=libero_10", "--env.task_ids=[0,4]", "--n_episodes_per_task=3", "--max_steps=50"]
+eval_sim_corruption: {enable: true, modes: [shuffle, mask], variants: [C], extra_args: ["--max_videos_per_task=0"]}
+"""
+
+
+def test_stages_corruption_and_checkpoints(tmp_path, monkeypatch):
+    """Corruption stages reuse eval_sim's exact flags (+ --corruption); `checkpoints` evaluate
+    checkpoints/<N>/pretrained_model into <stage>_step<N>; the final step is the stage's own; ~ expanded."""
+    from lerobot_world.matrix import load_config, make_plan
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    plan = make_plan(load_config(_write(tmp_path / "m.yaml", STAGES_YAML)))
+    assert plan.root == tmp_path / "home" / "cache" / "stages_test"
+    assert plan.results_dir == tmp_path / "res" / "stages_test"
+    assert plan.cfg.dataset.root == str(tmp_path / "home" / "data" / "toy")
+    a, c = plan.runs
+    assert [st.name for st in plan.stages(a)] == [
+        "eval_offline", "eval_sim", "eval_offline_step4", "eval_sim_step4", "eval_sim_step8"]
+    stages = {st.name: st for st in plan.stages(c)}
+    assert list(stages) == ["eval_offline", "eval_sim", "eval_sim_shuffle", "eval_sim_mask",
+                            "eval_offline_step4", "eval_sim_step4", "eval_sim_step8"]
+    clean = stages["eval_sim"].command
+    for mode in ("shuffle", "mask"):
+        cmd = stages[f"eval_sim_{mode}"].command
+        # Exactly the clean episodes' flags, then the corruption mode and the stage's own extra flags.
+        assert cmd == [x.replace("/eval_sim", f"/eval_sim_{mode}") if x.startswith("--output_dir=") else x
+                       for x in clean] + [f"--corruption={mode}", "--max_videos_per_task=0"]
+    run_dir = c.dir(plan.root)
+    assert stages["eval_sim_step8"].checkpoint == run_dir / "train" / "checkpoints" / "000008" / "pretrained_model"
+    assert f"--policy.path={stages['eval_sim_step8'].checkpoint}" in stages["eval_sim_step8"].command
+    assert f"--output_dir={run_dir / 'eval_sim_step8'}" in stages["eval_sim_step8"].command
+    assert stages["eval_sim"].checkpoint.parent.name == "last" and stages["eval_sim_mask"].checkpoint.parent.name == "last"
+    # The exported-run identity ignores the machine (cache folder, home) but not what is trained.
+    spec = plan.run_spec(c)
+    assert all(str(tmp_path) not in a for a in spec["train"] + sum(spec["stages"].values(), []))
+    assert "--steps=12" in spec["train"] and "--dataset.root=~/data/toy" in spec["train"]
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        ("eval_sim: {enable: true, checkpoints: [5]}", "eval_sim.checkpoints contains 5"),
+        ("eval_sim: {enable: true, checkpoints: [16]}", "eval_sim.checkpoints contains 16"),
+        ("eval_offline: {enable: true, checkpoints: [0]}", "eval_offline.checkpoints contains 0"),
+        ("eval_sim_corruption: {enable: true}", "eval_sim is not enabled"),
+        ("eval_sim: {enable: true}\neval_sim_corruption: {enable: true, modes: [blur]}", "'blur'"),
+        ("eval_sim: {enable: true}\neval_sim_corruption: {enable: true, variants: [D]}", "'D'"),
+        ("eval_sim: {enable: true}\neval_sim_corruption: {enable: true, extra_args: ['--n_episodes_per_task=2']}",
+         "'--n_episodes_per_task=2'"),
+        ("eval_sim: {enable: true, extra_args: ['--corruption=mask']}\neval_sim_corruption: {enable: true}",
+         "'--corruption=mask'"),
+    ],
+)
+def test_bad_stage_config_one_clear_error(extra, match, tmp_path, capsys):
+    from lerobot_world.matrix import main
+
+    yaml = f"name: x\ndataset: {{repo_id: a/b}}\noverrides: {{steps: 12, save_freq: 4}}\n{extra}\n"
+    with pytest.raises(SystemExit) as e:
+        main([f"--config={_write(tmp_path / 'm.yaml', yaml)}", "--dry_run", f"--output_dir={tmp_path / 'o'}"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and match in err and "\n" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def _eval_sim_config(cmd: list[str]):
+    """An eval-sim stage command parsed by eval-sim's own CLI parser (no LIBERO needed)."""
+    import draccus
+
+    from eval_sim.evaluate import EvalSimConfig, _split_policy_args
+
+    assert cmd[:2] == ["lerobot-world", "eval-sim"]
+    path, _, rest = _split_policy_args(cmd[2:])
+    return path, draccus.parse(EvalSimConfig, args=rest)
+
+
+def test_study_configs_parse_into_the_planned_study(tmp_path, monkeypatch):
+    """configs/matrix/cpu_study.yaml and cpu_calibration.yaml: runs, order, stages, and eval-sim flags that
+    eval-sim's parser accepts; paired corruption; calibration checkpoints that lerobot-train saves."""
+    from lerobot_world.matrix import load_config, make_plan
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(REPO)
+    study = make_plan(load_config(REPO / "configs" / "matrix" / "cpu_study.yaml"))
+    names = [r.name for r in study.runs]
+    assert names[:4] == ["A_s0", "B_s0", "C_s0", "C_no_world_input_s0"] and len(names) == 12
+    assert {r.seed for r in study.runs} == {0, 1, 2} and {r.variant for r in study.runs} == set(
+        ["A", "B", "C", "C_no_world_input"])
+    assert study.root == tmp_path / ".cache" / "lerobot-world" / "cpu_study"
+    assert study.results_dir == REPO / "results" / "cpu_study"
+    assert study.cfg.dataset.root == "../shared/data/libero10_demos_96"
+    assert study.steps() == 3000  # the preset's budget until results/cpu_calibration sets it
+    by_name = {r.name: r for r in study.runs}
+    assert [st.name for st in study.stages(by_name["A_s1"])] == ["eval_offline", "eval_sim"]
+    c_stages = {st.name: st.command for st in study.stages(by_name["C_s2"])}
+    assert list(c_stages) == ["eval_offline", "eval_sim", "eval_sim_random", "eval_sim_shuffle", "eval_sim_mask"]
+    _, clean = _eval_sim_config(c_stages["eval_sim"])
+    assert (clean.env.task, clean.env.task_ids, clean.n_episodes_per_task) == ("libero_10", [0, 4, 6, 7], 20)
+    assert clean.max_steps is None and clean.init_state_start == 0 and clean.corruption == "none"
+    for mode in ("random", "shuffle", "mask"):
+        _, corrupted = _eval_sim_config(c_stages[f"eval_sim_{mode}"])
+        assert corrupted.corruption == mode
+        for key in ("n_episodes_per_task", "seed", "init_state_start", "max_steps"):
+            assert getattr(corrupted, key) == getattr(clean, key), key
+        assert (corrupted.env.task, corrupted.env.task_ids) == (clean.env.task, clean.env.task_ids)
+
+    calib = make_plan(load_config(REPO / "configs" / "matrix" / "cpu_calibration.yaml"))
+    assert [r.name for r in calib.runs] == ["A_s0"] and calib.steps() == 12000
+    assert calib.results_dir == REPO / "results" / "cpu_calibration"
+    stages = calib.stages(calib.runs[0])
+    assert [st.name for st in stages] == ["eval_sim", "eval_sim_step2000", "eval_sim_step4000", "eval_sim_step6000",
+                                          "eval_sim_step8000"]
+    for st in stages:
+        path, sim = _eval_sim_config(st.command)
+        assert (sim.env.task, sim.env.task_ids, sim.n_episodes_per_task) == ("libero_10", [0, 4, 6, 7], 10)
+        assert path == str(st.checkpoint)
+    assert stages[1].checkpoint.parent.name == "002000"
 
 
 def test_train_status_from_checkpoints(tmp_path):
