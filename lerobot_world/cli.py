@@ -13,7 +13,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-offline": ("lerobot_world.eval_offline", "held-out action/world metrics and world corruption"),
     "report": ("lerobot_world.report", "one REPORT.md from run directories"),
     "matrix": ("lerobot_world.matrix", "run variants x seeds x sweeps, resumable"),
-    "decode-videos": ("lerobot_world.image_storage", "copy a video LeRobotDataset to image storage (no decoding in training)"),
     "split": ("lerobot_world.splits", "print the project's train/held-out episode split of a dataset"),
     "demos": ("eval_sim.demos", "record scripted-expert LIBERO demonstrations as a LeRobotDataset"),
     "eval-sim": ("eval_sim.evaluate", "closed-loop LIBERO evaluation of any LeRobot policy"),
