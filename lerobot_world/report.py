@@ -910,15 +910,21 @@ def interpretation(study: Study, items: list[dict]) -> list[str]:
     # Corruption: offline (per-episode squared error) and closed loop (per-episode success).
     for arm in study.arms["offline"]:
         uses = any((r.offline.get("corruption") or {}).get("uses_world_input") for r in study.arms["offline"][arm].values())
-        moved, checked = [], 0
+        moved, checked, small = [], 0, []
         for m in CORRUPTIONS:
             u = offline_pairs(study, arm, arm, num_a=lambda e, m=m: e["corrupted_se_sum"][m])
             if not u.seeds:
                 continue
             d = study.paired(u)
+            if d.get("too_small"):
+                small.append(m)
+                continue
             checked += 1
             if d["excludes_zero"]:
                 moved.append(f"{m} {fmt_est(d, 4, diff=True)}")
+        if small and not moved:
+            lines.append(f"- Offline corruption, {arm} ({', '.join(small)}): {stats.TOO_SMALL} "
+                         f"(fewer than {stats.MIN_UNITS} held-out episodes): no claim either way.")
         if not checked:
             continue
         if moved:

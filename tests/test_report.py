@@ -255,6 +255,10 @@ def test_n_too_small_with_three_heldout_episodes_and_one_seed(tmp_path):
     assert "n too small for an interval (3 units): no claim" in _line(text, "- Offline action MSE, C vs C_no_world_input")
     assert "- Offline: one seed (0): every statement below about offline results compares checkpoints, not methods." in text
     assert "| C vs C_no_world_input (world input) | 0 | 3 |" in text and "(n too small) |" in text
+    # Offline corruption over 3 episodes: no claim in either direction, not "no evidence".
+    corr = _line(text, "- Offline corruption, C (")
+    assert "n too small (fewer than 5 held-out episodes): no claim either way." in corr
+    assert "no evidence" not in text
 
 
 def test_closed_loop_corruption_is_paired_episode_by_episode(runs_dir, tmp_path):
