@@ -112,13 +112,9 @@ class CheckpointEval:
     def start(self, seed: int) -> None:
         """Fresh state for a deterministic pass: policy reset, corruption RNG seeded, sums cleared."""
         self.policy.reset()
-        reseed = getattr(self.policy, "reseed_world_corruption", None)
+        reseed = getattr(self.policy, "reseed_world_corruption", None)  # world_vla only; ACT has no world input
         if reseed is not None:
             reseed(seed)
-        else:  # policies from before the public method
-            rng = getattr(self.policy, "_corruption_rng", None)
-            if rng is not None:
-                rng.manual_seed(seed)
         self.policy.world_corruption = None
         self.rows = {}
         self.max_abs_diff = {m: 0.0 for m in MODES}
@@ -158,8 +154,7 @@ class CheckpointEval:
 
         world = None
         if self.predicts_world:
-            gather = getattr(self.policy, "gather_world", None) or self.policy._gather_world
-            _, targets, valid = gather(b)
+            _, targets, valid = self.policy.gather_world(b)
             current = self.table.tokens[b["index"].reshape(-1).long().cpu()]
             world = (targets.cpu(), valid.cpu(), current)
             self._add("w_valid", valid.cpu().long())

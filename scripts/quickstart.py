@@ -21,7 +21,8 @@ BIN = Path(sys.executable).parent
 CORRUPTIONS = ("random", "shuffle", "mask")
 
 
-def run(cmd: list[str], log: Path | None = None) -> None:
+def run(cmd: list[str], log: Path | None = None) -> float:
+    """Run one stage command (exit on failure); return its wall time in seconds."""
     print(f"\n$ {shlex.join(cmd)}", flush=True)
     start = time.time()
     if log is None:
@@ -32,7 +33,33 @@ def run(cmd: list[str], log: Path | None = None) -> None:
     if rc != 0:
         where = f"; see {log}" if log else ""
         sys.exit(f"error: stage failed (exit {rc}){where}; re-run the same command to continue.")
-    print(f"  done in {time.time() - start:.0f} s", flush=True)
+    seconds = time.time() - start
+    print(f"  done in {seconds:.0f} s", flush=True)
+    return seconds
+
+
+class StageTimes:
+    """Wall seconds per stage in ``timing.json`` beside the outputs, kept across re-runs: each completed
+    run of a stage adds its time (a re-run that finds the work done adds only its check); a stage skipped
+    because its outputs exist keeps the time it took when it ran."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.times = json.loads(path.read_text()) if path.is_file() else {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.times[stage] = round(self.times.get(stage, 0.0) + seconds, 1)
+        self.path.write_text(json.dumps(self.times, indent=2) + "\n")
+
+    def sentence(self) -> str:
+        import os
+        import platform
+
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+                   platform.processor() or "unknown CPU") if Path("/proc/cpuinfo").is_file() else platform.processor()
+        parts = [f"{k} {v / 60:.1f} min" for k, v in self.times.items()]
+        return (f"Wall time per stage on this machine ({cpu}, {os.cpu_count()} cores): " + "; ".join(parts)
+                + f"; {sum(self.times.values()) / 60:.1f} min in all before the report.")
 
 
 def main() -> None:
@@ -56,6 +83,7 @@ def main() -> None:
     data = out / "data" / "libero_demo"
     matrix_dir = out / "matrix"
     start = time.time()
+    times = StageTimes(out / "timing.json")
     print(f"lerobot-world main job -> {out}", flush=True)
 
     # 1. Scripted-expert demonstrations from seeded random placements (successful episodes only; --fill
@@ -70,9 +98,9 @@ def main() -> None:
                      f"(--init=random); remove {out} and re-run to start over.")
         print(f"  {data} exists, skipped")
     else:
-        run([str(BIN / "lerobot-world"), "demos", f"--suite={args.suite}", f"--task_ids={args.task_id}",
+        times.add("demos", run([str(BIN / "lerobot-world"), "demos", f"--suite={args.suite}", f"--task_ids={args.task_id}",
              f"--episodes_per_task={args.episodes}", f"--image_size={args.image_size}", "--init=random",
-             "--fill=true", "--repo_id=local/libero_demo", f"--output_dir={data}", "--num_workers=2"])
+             "--fill=true", "--repo_id=local/libero_demo", f"--output_dir={data}", "--num_workers=2"]))
 
     # 2-4. Tokens, the four arms, offline + closed-loop evaluation: the matrix runner (resumable).
     print("\n[2/5] world tokens, four arms, offline and closed-loop evaluation (matrix runner)", flush=True)
@@ -87,7 +115,8 @@ def main() -> None:
     matrix_cfg["eval_sim"]["extra_args"] = sim_args
     config_path = out / "matrix_demo.yaml"
     config_path.write_text(yaml.safe_dump(matrix_cfg, sort_keys=False))
-    run([str(BIN / "lerobot-world"), "matrix", f"--config={config_path}"])
+    times.add("tokens, training, offline and closed-loop evaluation (matrix)",
+              run([str(BIN / "lerobot-world"), "matrix", f"--config={config_path}"]))
 
     # 3. Closed-loop world corruption for C (the arm that consumes world tokens).
     print("\n[3/5] closed-loop world corruption for C", flush=True)
@@ -100,23 +129,24 @@ def main() -> None:
             if (stage / "results.json").is_file():
                 print(f"  {stage} exists, skipped")
                 continue
-            run([str(BIN / "lerobot-world"), "eval-sim",
+            times.add("closed-loop corruption for C", run([str(BIN / "lerobot-world"), "eval-sim",
                  f"--policy.path={run_dir / 'train' / 'checkpoints' / 'last' / 'pretrained_model'}",
                  f"--env.task={args.suite}", f"--env.task_ids=[{args.task_id}]",
                  f"--n_episodes_per_task={args.corruption_episodes}", "--max_steps=300", f"--corruption={mode}",
                  "--max_videos_per_task=1", f"--output_dir={stage}", "--overwrite=true"],
-                log=run_dir / f"eval_sim_{mode}.log")
+                log=run_dir / f"eval_sim_{mode}.log"))
 
     # 4. The report.
     print("\n[4/5] report", flush=True)
     preamble = (
         f"Main job of lerobot-world on this machine: {args.episodes} scripted demonstrations of {args.suite} "
         f"task {args.task_id} from seeded random placements at {args.image_size} px (closed loop starts from "
-        "LIBERO's fixed init states, none of which a demonstration used), {args.steps} training steps per arm, "
+        f"LIBERO's fixed init states, none of which a demonstration used), {args.steps} training steps per arm, "
         f"{args.sim_episodes} closed-loop episodes per arm ({args.corruption_episodes} per corruption mode). "
         "This is a small-scale smoke study: the training budget is far below what closed-loop success needs "
         "(DESIGN: plain ACT needed ~3000 steps for 10/10 on one libero_object task), so the intervals are wide "
-        "and the comparison is not conclusive. Every number is real and comes from the commands listed below."
+        "and the comparison is not conclusive. Every number is real and comes from the commands listed below.\n\n"
+        + times.sentence()
     )
     (out / "report_preamble.md").write_text(preamble)
     run([str(BIN / "lerobot-world"), "report", str(matrix_dir), f"--output={out / 'REPORT.md'}",
