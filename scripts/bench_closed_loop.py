@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 BIN = Path(sys.executable).parent
 
 
-def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
+def _timed(cmd: list[str], env: dict) -> float:
+    """Wall seconds of one command, start to exit; exits with its log tail if it fails."""
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    log = proc.stdout + proc.stderr
     if proc.returncode != 0:
-        sys.exit(f"error: {Path(cmd[0]).name} failed (exit {proc.returncode}):\n{log[-3000:]}")
-    return wall, log
+        sys.exit(f"error: {Path(cmd[0]).name} failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return wall
 
 
 def main() -> None:
@@ -73,15 +73,13 @@ def main() -> None:
                 f"--output_dir={Path(tmp) / 'eval_sim'}"]
         for name, cmd in (("lerobot-eval", stock), ("eval-sim", ours)):
             print(f"$ {' '.join(cmd)}", flush=True)
-            wall, _ = _timed(cmd, env)
+            wall = _timed(cmd, env)
             if name == "eval-sim":
                 res = json.loads((Path(tmp) / "eval_sim" / "results.json").read_text())
                 succ = int(res["overall"]["n_success"])
             else:
-                info = json.loads(next((Path(tmp) / "lerobot_eval").rglob("eval_info.json")).read_text())
-                agg = info.get("overall") or info.get("aggregated") or {}
-                pc = agg.get("pc_success")
-                succ = round(pc * args.episodes / 100) if pc is not None else None
+                info = json.loads((Path(tmp) / "lerobot_eval" / "eval_info.json").read_text())
+                succ = round(info["overall"]["pc_success"] * args.episodes / 100)
             results[name] = {"wall_s": wall, "episodes": args.episodes, "episodes_per_hour": 3600 * args.episodes / wall,
                              "successes": succ}
             print(f"  {name}: {wall:.0f} s for {args.episodes} episodes = {results[name]['episodes_per_hour']:.0f} "

@@ -10,6 +10,8 @@ offline on CPU; the budget is small (minutes of training per arm), and the repor
 
 import argparse
 import json
+import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -52,11 +54,10 @@ class StageTimes:
         self.path.write_text(json.dumps(self.times, indent=2) + "\n")
 
     def sentence(self) -> str:
-        import os
-        import platform
-
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-                   platform.processor() or "unknown CPU") if Path("/proc/cpuinfo").is_file() else platform.processor()
+        info = Path("/proc/cpuinfo")
+        names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+                 if ln.startswith("model name")] if info.is_file() else []
+        cpu = names[0] if names else (platform.processor() or "unknown CPU")
         parts = [f"{k} {v / 60:.1f} min" for k, v in self.times.items()]
         return (f"Wall time per stage on this machine ({cpu}, {os.cpu_count()} cores): " + "; ".join(parts)
                 + f"; {sum(self.times.values()) / 60:.1f} min in all before the report.")
