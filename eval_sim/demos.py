@@ -43,12 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-AGENT_KEY = "observation.images.image"
-WRIST_KEY = "observation.images.image2"
+from lerobot_world.errors import UserError, parse_config, run_command
+from lerobot_world.outputs import replace_path
+from lerobot_world.vocabulary import AGENT_KEY, WRIST_KEY
+
 SUITES = ("libero_object", "libero_spatial", "libero_goal", "libero_10", "libero_90")
 
 
-class DemosError(ValueError):
+class DemosError(UserError):
     """Bad input to `demos`; one sentence naming the bad value and what was expected."""
 
 
@@ -130,9 +132,10 @@ class LeRobotLiberoRecorder:
     """LeRobot's LiberoEnv + its env processor: the observation a LeRobot policy would see, as a dataset frame."""
 
     def __init__(self, suite_name: str, task_id: int, image_size: int, init: str, max_steps: int | None):
-        from eval_sim.expert_rollout import suite_and_task
         from lerobot.envs.configs import LiberoEnv as LiberoEnvConfig
         from lerobot.envs.libero import LiberoEnv
+
+        from eval_sim.expert_rollout import suite_and_task
 
         suite, _ = suite_and_task(suite_name, task_id)
         self.env = LiberoEnv(
@@ -213,8 +216,9 @@ def _run_chunk(args) -> list[dict]:
     if cfg.record:
         rec = LeRobotLiberoRecorder(cfg.suite, task_id, cfg.image_size, cfg.init, cfg.max_steps)
     else:
-        from eval_sim.expert_rollout import make_physics_env, reset_like_lerobot, run_expert_episode
         from lerobot.envs.libero import TASK_SUITE_MAX_STEPS
+
+        from eval_sim.expert_rollout import make_physics_env, reset_like_lerobot, run_expert_episode
 
         env, inits, _ = make_physics_env(cfg.suite, task_id)
         max_steps = cfg.max_steps or TASK_SUITE_MAX_STEPS.get(cfg.suite, 500)
@@ -277,7 +281,7 @@ def _chunks(cfg, task_ids, n_inits_of, workers) -> list[tuple[int, list[int], in
 
 def wilson(k: int, n: int) -> tuple[float, float]:
     """95% Wilson interval, the same one eval-sim reports ((0, 1) when there are no episodes)."""
-    from eval_sim.metrics import wilson_interval
+    from lerobot_world.stats import wilson_interval
 
     return wilson_interval(k, n) or (0.0, 1.0)
 
@@ -321,7 +325,7 @@ def _write_dataset(cfg: DemosConfig, root: Path, kept: list[dict]):
     from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from lerobot_world.toy_dataset import libero_features
+    from lerobot_world.dataset import libero_features
 
     ds = LeRobotDataset.create(
         repo_id=cfg.repo_id, fps=20, features=libero_features(cfg.image_size, cfg.use_videos), root=root,
@@ -413,7 +417,7 @@ def run(cfg: DemosConfig, argv: list[str] | None = None) -> dict:
                                  "image_size": cfg.image_size}
             (tmp_root / "results.json").write_text(json.dumps(result, indent=2))
             (tmp_root / "results.md").write_text(_markdown(cfg, result, table))
-            os.replace(tmp_root, out)  # only a complete dataset appears at output_dir
+            replace_path(tmp_root, out)  # only a complete dataset appears at output_dir
             print("\n" + table)
             print(f"wrote {len(kept)} episodes to {out} (results.json, results.md inside)")
         elif out is not None:
@@ -437,14 +441,8 @@ def _markdown(cfg, result, table) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import draccus
-
     argv = sys.argv[1:] if argv is None else list(argv)
-    cfg = draccus.parse(config_class=DemosConfig, args=argv)
-    try:
-        run(cfg, argv)
-    except DemosError as exc:
-        sys.exit(f"error: {exc}")
+    run_command(lambda: run(parse_config(DemosConfig, argv), argv))
 
 
 if __name__ == "__main__":

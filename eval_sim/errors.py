@@ -4,6 +4,8 @@ Kept apart so the policy, env and rollout modules can raise it without importing
 CLI turns it into `error: <message>`.
 """
 
+from lerobot_world.errors import UserError
 
-class EvalSimError(ValueError):
+
+class EvalSimError(UserError):
     """Bad input to eval_sim; the message is one sentence naming the bad value and what was expected."""

@@ -40,10 +40,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import platform
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -56,55 +54,29 @@ from eval_sim.errors import EvalSimError
 from eval_sim.libero_env import instrument_vector_env, prepare_libero, validate_env_request
 from eval_sim.policies import (
     LoadedPolicy,
+    PolicyRunner,
     ScriptedExpertPolicy,
     SimPolicy,
-    StepContext,
-    _Runner,
     load_policy,
     load_policy_config,
     policy_image_size,
-    resolve_device,
 )
-from eval_sim.results_md import _fmt, render_markdown
-from eval_sim.rollout import AGENT_KEY, WRIST_KEY, Timing, run_task
+from eval_sim.results_md import fmt_value, render_markdown
+from eval_sim.rollout import Timing, run_task
 from eval_sim.training_conditions import (
-    TrainingInitStatesError,
     check_training_init_states,
     describe,
     find_training_init_states,
     not_a_checkpoint,
     results_record,
 )
+from lerobot_world.errors import parse_config, run_command
+from lerobot_world.outputs import staged_dir
+from lerobot_world.vocabulary import CORRUPTIONS as WORLD_CORRUPTIONS
+from lerobot_world.vocabulary import MISSING
 
-__all__ = [
-    "AGENT_KEY",
-    "CORRUPTIONS",
-    "WRIST_KEY",
-    "EvalSimConfig",
-    "EvalSimError",
-    "LoadedPolicy",
-    "ScriptedExpertPolicy",
-    "SimPolicy",
-    "StepContext",
-    "Timing",
-    "TrainingInitStatesError",
-    "evaluate",
-    "instrument_vector_env",
-    "load_policy",
-    "load_policy_config",
-    "main",
-    "policy_image_size",
-    "prepare_libero",
-    "render_markdown",
-    "resolve_device",
-    "run_task",
-    "summarize",
-    "validate_env_request",
-]
-
-logger = logging.getLogger(__name__)
-
-CORRUPTIONS = ("none", "random", "shuffle", "mask")
+# "none": the clean run; the others replace the world input (lerobot_world.vocabulary.CORRUPTIONS).
+CORRUPTIONS = ("none", *WORLD_CORRUPTIONS)
 
 
 def _default_env() -> LiberoEnv:
@@ -177,7 +149,7 @@ def _validate_cfg(cfg: EvalSimConfig) -> None:
         raise EvalSimError(f"--success_grid={cfg.success_grid} must be a non-empty list of positive step counts.")
 
 
-def _prepare_output_dir(cfg: EvalSimConfig, policy_type: str) -> tuple[Path, Path]:
+def _prepare_output_dir(cfg: EvalSimConfig, policy_type: str) -> Path:
     if cfg.output_dir is None:
         now = dt.datetime.now()
         suite = str(cfg.env.task).replace(",", "+")
@@ -185,12 +157,7 @@ def _prepare_output_dir(cfg: EvalSimConfig, policy_type: str) -> tuple[Path, Pat
     out = Path(cfg.output_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
         raise EvalSimError(f"--output_dir={out} already exists and is not empty: pass a new directory or --overwrite=true.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    return out, tmp
+    return out
 
 
 def _versions() -> dict:
@@ -247,53 +214,49 @@ def evaluate(
     training_record = _check_training_init_states(cfg, requested, policy, policy_path)
     if policy is None:
         policy = load_policy(policy_path, env_cfg, cfg.device, policy_overrides)
-    runner = _Runner(policy, env_cfg, cfg.corruption)
+    runner = PolicyRunner(policy, env_cfg, cfg.corruption)
     use_async = cfg.use_async_envs and cfg.batch_size > 1
     if use_async and runner.needs_env:
         raise EvalSimError("this policy reads the simulator directly (needs_env=True): it needs --use_async_envs=false.")
 
-    out_dir, tmp = _prepare_output_dir(cfg, runner.type)
+    out_dir = _prepare_output_dir(cfg, runner.type)
     set_seed(cfg.seed)
     started = time.time()
     envs = None
     try:
-        envs = make_env(env_cfg, n_envs=cfg.batch_size, use_async_envs=use_async)
-        timing = Timing()
-        episodes: list[dict] = []
-        max_steps = None
-        n_total = sum(len(v) for v in requested.values()) * cfg.n_episodes_per_task
-        with tqdm(total=n_total, desc="eval_sim episodes", unit="ep", disable=inside_slurm()) as bar:
-            for suite, ids in requested.items():
-                for tid in ids:
-                    vec = envs[suite][tid]
-                    instrument_vector_env(vec)
-                    max_steps = int(vec.call("_max_episode_steps")[0])
-                    episodes += run_task(
-                        vec,
-                        runner,
-                        suite=suite,
-                        task_id=tid,
-                        n_episodes=cfg.n_episodes_per_task,
-                        max_steps=max_steps,
-                        seed=cfg.seed,
-                        init_state_start=cfg.init_state_start,
-                        videos_dir=(tmp / "videos") if cfg.video and cfg.max_videos_per_task > 0 else None,
-                        max_videos=cfg.max_videos_per_task,
-                        fps=int(env_cfg.fps),
-                        timing=timing,
-                        progress=bar,
-                    )
-                    vec.close()
-        results = summarize(cfg, runner, episodes, timing, max_steps, command, started, env_cfg)
-        results = _with_training_record(results, training_record)
-        (tmp / "results.json").write_text(json.dumps(results, indent=2))
-        (tmp / "results.md").write_text(_render_markdown(results))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_dir(out_dir) as staged:  # results appear at out_dir only when complete
+            tmp = staged.path
+            envs = make_env(env_cfg, n_envs=cfg.batch_size, use_async_envs=use_async)
+            timing = Timing()
+            episodes: list[dict] = []
+            max_steps = None
+            n_total = sum(len(v) for v in requested.values()) * cfg.n_episodes_per_task
+            with tqdm(total=n_total, desc="eval_sim episodes", unit="ep", disable=inside_slurm()) as bar:
+                for suite, ids in requested.items():
+                    for tid in ids:
+                        vec = envs[suite][tid]
+                        instrument_vector_env(vec)
+                        max_steps = int(vec.call("_max_episode_steps")[0])
+                        episodes += run_task(
+                            vec,
+                            runner,
+                            suite=suite,
+                            task_id=tid,
+                            n_episodes=cfg.n_episodes_per_task,
+                            max_steps=max_steps,
+                            seed=cfg.seed,
+                            init_state_start=cfg.init_state_start,
+                            videos_dir=(tmp / "videos") if cfg.video and cfg.max_videos_per_task > 0 else None,
+                            max_videos=cfg.max_videos_per_task,
+                            fps=int(env_cfg.fps),
+                            timing=timing,
+                            progress=bar,
+                        )
+                        vec.close()
+            results = summarize(cfg, runner, episodes, timing, max_steps, command, started, env_cfg)
+            results = _with_training_record(results, training_record)
+            (tmp / "results.json").write_text(json.dumps(results, indent=2))
+            (tmp / "results.md").write_text(_render_markdown(results))
     finally:
         if envs is not None:
             try:
@@ -344,7 +307,7 @@ def _render_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def summarize(cfg, runner: _Runner, episodes, timing: Timing, max_steps, command, started, env_cfg) -> dict:
+def summarize(cfg, runner: PolicyRunner, episodes, timing: Timing, max_steps, command, started, env_cfg) -> dict:
     grid = sorted(set(cfg.success_grid)) if cfg.success_grid else metrics.default_success_grid(max_steps)
     horizon = runner.horizon
     per_task, per_suite = [], {}
@@ -436,30 +399,19 @@ def main(argv: list[str] | None = None) -> dict | None:
         draccus.parse(EvalSimConfig, args=["--help"])
         return None
     policy_path, overrides, rest = _split_policy_args(argv)
-    try:
-        cfg = draccus.parse(EvalSimConfig, args=rest)
-    except SystemExit:
-        raise
-    except Exception as e:  # noqa: BLE001
-        sys.exit(f"error: {e}")
+    cfg = run_command(parse_config, EvalSimConfig, rest)
     env_size_given = any(a.startswith(("--env.observation_height", "--env.observation_width")) for a in rest)
     if cfg.scripted_expert and not env_size_given:  # no checkpoint to take the size from: the dataset schema's
         cfg.env = _rebuild_env_cfg(cfg.env, observation_height=256, observation_width=256)
     command = "lerobot-world eval-sim " + shlex.join(argv)
-    try:
-        results = evaluate(
-            cfg, policy_path=policy_path, policy_overrides=overrides, command=command, env_size_given=env_size_given
-        )
-    except TrainingInitStatesError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except EvalSimError as e:
-        sys.exit(f"error: {e}")
+    results = run_command(
+        evaluate, cfg, policy_path=policy_path, policy_overrides=overrides, command=command, env_size_given=env_size_given
+    )
     o = results["overall"]
     ci = o["ci95"]
     print(
-        f"eval_sim: success {o['n_success']}/{o['n_episodes']} ({_fmt(o['success_rate'], True)}, 95% CI "
-        f"{'–' if not ci else f'{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%'}); results in {results['output_dir']}/results.json, "
+        f"eval_sim: success {o['n_success']}/{o['n_episodes']} ({fmt_value(o['success_rate'], True)}, 95% CI "
+        f"{MISSING if not ci else f'{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%'}); results in {results['output_dir']}/results.json, "
         f"results.md, videos/"
     )
     return results

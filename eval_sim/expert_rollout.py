@@ -28,9 +28,9 @@ def suite_and_task(suite_name: str, task_id: int):
 def make_physics_env(suite_name: str, task_id: int):
     """(LIBERO ControlEnv without renderer, init states (N, D), task language)."""
     suite, task = suite_and_task(suite_name, task_id)
+    from lerobot.envs.libero import get_task_init_states
     from libero.libero import get_libero_path
     from libero.libero.envs.env_wrapper import ControlEnv
-    from lerobot.envs.libero import get_task_init_states
 
     bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
     env = ControlEnv(

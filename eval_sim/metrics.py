@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lerobot_world.stats import wilson_interval  # noqa: F401  (re-exported: the one Wilson interval)
+from lerobot_world.stats import rates_per_k, wilson_interval
 
 ARM_DIMS = 6
 
@@ -205,9 +205,7 @@ def _world_aggregate(episodes: Sequence[dict], horizon: int) -> dict:
     row = {}
     for name, (num, den) in WORLD_RATES.items():
         n, d = sums[num], sums[den]
-        row[name] = {
-            str(i + 1): (float(n[i] / d[i]) if n is not None and d is not None and d[i] else None) for i in range(horizon)
-        }
+        row[name] = rates_per_k(n, d) if n is not None and d is not None else {str(i + 1): None for i in range(horizon)}
     row["world_pairs"] = {str(i + 1): int(sums["count"][i]) for i in range(horizon)}
     changed = sums["changed_count"]
     row["world_changed_pairs"] = {str(i + 1): (int(changed[i]) if changed is not None else None) for i in range(horizon)}

@@ -1,7 +1,7 @@
 """The policies eval-sim can run, and one interface over them.
 
 A LeRobot checkpoint (loaded with its processor chain, as lerobot-eval does) or a :class:`SimPolicy`
-such as the scripted expert; ``_Runner`` hides the difference from the rollout loop. Separate from
+such as the scripted expert; ``PolicyRunner`` hides the difference from the rollout loop. Separate from
 the loop so other tools (token-agreement, benchmarks) load policies exactly as eval-sim does.
 """
 
@@ -13,7 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from eval_sim.errors import EvalSimError
-from lerobot_world.precision import policy_autocast
+from lerobot_world.devices import resolve_device
+from lerobot_world.policy.precision import policy_autocast
 
 
 @dataclass
@@ -93,17 +94,9 @@ def _register_plugins() -> None:
 
     register_third_party_plugins()
     try:  # this project's plugin, also when it is not pip-installed
-        import lerobot_world.configuration_world_vla  # noqa: F401
+        import lerobot_world.policy.configuration_world_vla  # noqa: F401
     except ImportError:
         pass
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_policy_config(policy_path: str, overrides: list[str] | None = None):
@@ -173,7 +166,7 @@ def _action_queue_len(policy) -> int | None:
     return None if queue is None else len(queue)
 
 
-class _Runner:
+class PolicyRunner:
     """One interface over a LeRobot policy (full processor chain) and a SimPolicy.
 
     ``act`` returns numpy actions (B, 7) plus per-step extras: whether a new action chunk started and,
@@ -189,8 +182,6 @@ class _Runner:
         self.loaded = policy if isinstance(policy, LoadedPolicy) else None
         self.sim = None if self.loaded else policy
         if self.loaded is None:
-            from lerobot.envs.factory import make_env_pre_post_processors
-
             if not callable(policy):
                 raise EvalSimError(f"policy {policy!r} is neither a LeRobot checkpoint nor a callable SimPolicy.")
             if corruption != "none":

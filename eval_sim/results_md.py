@@ -4,10 +4,12 @@ Pure formatting of the results dict (no simulator, no torch), so it can be re-re
 results.json and tested on its own.
 """
 
+from lerobot_world.vocabulary import MISSING
 
-def _fmt(x, pct=False, nd=3):
+
+def fmt_value(x, pct=False, nd=3):
     if x is None:
-        return "—"
+        return MISSING
     if pct:
         return f"{100 * x:.1f}%"
     return f"{x:.{nd}f}" if isinstance(x, float) else str(x)
@@ -35,10 +37,10 @@ def render_markdown(r: dict) -> str:
     def row(scope, task, a):
         ci = a["ci95"]
         return (
-            f"| {scope} | {task} | {a['n_success']}/{a['n_episodes']} | {_fmt(a['success_rate'], True)} | "
-            f"{'—' if not ci else f'{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%'} | {_fmt(a['mean_length'], nd=1)} | "
-            f"{_fmt(a['goal_fraction'], True)} | {_fmt(a['jerk'], nd=4)} | {_fmt(a['chunk_jump_boundary'], nd=4)} | "
-            f"{_fmt(a['chunk_jump_within'], nd=4)} |"
+            f"| {scope} | {task} | {a['n_success']}/{a['n_episodes']} | {fmt_value(a['success_rate'], True)} | "
+            f"{MISSING if not ci else f'{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%'} | {fmt_value(a['mean_length'], nd=1)} | "
+            f"{fmt_value(a['goal_fraction'], True)} | {fmt_value(a['jerk'], nd=4)} | {fmt_value(a['chunk_jump_boundary'], nd=4)} | "
+            f"{fmt_value(a['chunk_jump_within'], nd=4)} |"
         )
 
     for t in r["per_task"]:
@@ -49,9 +51,9 @@ def render_markdown(r: dict) -> str:
     L += ["", "## Success within T steps", "", "| scope | " + " | ".join(f"T={t}" for t in grid) + " |"]
     L.append("|---|" + "---|" * len(grid))
     for t in r["per_task"]:
-        L.append(f"| {t['suite']} #{t['task_id']} | " + " | ".join(_fmt(t["success_within"].get(str(g)), True) for g in grid) + " |")
+        L.append(f"| {t['suite']} #{t['task_id']} | " + " | ".join(fmt_value(t["success_within"].get(str(g)), True) for g in grid) + " |")
     for s, a in r["per_suite"].items():
-        L.append(f"| **{s}** | " + " | ".join(_fmt(a["success_within"].get(str(g)), True) for g in grid) + " |")
+        L.append(f"| **{s}** | " + " | ".join(fmt_value(a["success_within"].get(str(g)), True) for g in grid) + " |")
     wa = r["overall"].get("world_accuracy")
     if wa:
         ks = list(wa)
@@ -67,7 +69,7 @@ def render_markdown(r: dict) -> str:
 
         def world_rows(scope, a):
             def cells(key):
-                return " | ".join(_fmt((a.get(key) or {}).get(k), True) for k in ks)
+                return " | ".join(fmt_value((a.get(key) or {}).get(k), True) for k in ks)
 
             return [
                 f"| {scope} | model | {cells('world_accuracy')} |",
@@ -82,17 +84,17 @@ def render_markdown(r: dict) -> str:
         L += world_rows("**all**", r["overall"])
         changed = r["overall"].get("world_changed_pairs") or {}
         L.append("| pairs | | " + " | ".join(str(r["overall"]["world_pairs"][k]) for k in ks) + " |")
-        L.append("| changed pairs | | " + " | ".join(_fmt(changed.get(k)) for k in ks) + " |")
+        L.append("| changed pairs | | " + " | ".join(fmt_value(changed.get(k)) for k in ks) + " |")
     th = r["throughput"]
     L += [
         "",
         "## Throughput",
         "",
-        f"- env steps: {th['env_steps']}; with policy {_fmt(th['env_steps_per_s'], nd=2)} steps/s, "
-        f"without policy {_fmt(th['env_steps_per_s_without_policy'], nd=2)} steps/s, "
-        f"env alone {_fmt(th['env_only_steps_per_s'], nd=2)} steps/s",
+        f"- env steps: {th['env_steps']}; with policy {fmt_value(th['env_steps_per_s'], nd=2)} steps/s, "
+        f"without policy {fmt_value(th['env_steps_per_s_without_policy'], nd=2)} steps/s, "
+        f"env alone {fmt_value(th['env_only_steps_per_s'], nd=2)} steps/s",
         f"- time: env {th['env_s']:.1f} s, policy {th['policy_s']:.1f} s, harness {th['harness_s']:.1f} s "
-        f"(harness/env {_fmt(th['harness_overhead_vs_env'], True)}), resets {th['reset_s']:.1f} s",
+        f"(harness/env {fmt_value(th['harness_overhead_vs_env'], True)}), resets {th['reset_s']:.1f} s",
         "",
         "## Episodes",
         "",

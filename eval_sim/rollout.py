@@ -14,11 +14,9 @@ import numpy as np
 
 from eval_sim import metrics
 from eval_sim.errors import EvalSimError
-from eval_sim.libero_env import _set_attr, _successes
-from eval_sim.policies import StepContext, _Runner
-
-AGENT_KEY = "observation.images.image"
-WRIST_KEY = "observation.images.image2"
+from eval_sim.libero_env import set_env_attr, step_successes
+from eval_sim.policies import PolicyRunner, StepContext
+from lerobot_world.vocabulary import AGENT_KEY, WRIST_KEY
 
 
 @dataclass
@@ -58,7 +56,7 @@ def _episode_lines(ep_label: str, step: int, max_steps: int, success: bool, done
 
 def run_task(
     vec,
-    runner: _Runner,
+    runner: PolicyRunner,
     *,
     suite: str,
     task_id: int,
@@ -88,7 +86,7 @@ def run_task(
         ep_ids = list(range(first, first + B))
         init_ids = [init_state_start + e for e in ep_ids]
         t0 = time.perf_counter()
-        _set_attr(vec, "init_state_id", init_ids)
+        set_env_attr(vec, "init_state_id", init_ids)
         runner.reset()
         raw_obs, _ = vec.reset(seed=[seed + e for e in ep_ids], options={NEW_ROLLOUT_OPTION: True})
         tasks = list(vec.call("task_description"))
@@ -160,7 +158,7 @@ def run_task(
                 raw_obs, _reward, terminated, truncated, info = vec.step(action)
                 t4 = time.perf_counter()
                 ended = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
-                succ_now = _successes(info, B)
+                succ_now = step_successes(info, B)
                 timing.env_steps += int((~done).sum())
                 timing.vec_steps += 1
                 new = ended & ~done

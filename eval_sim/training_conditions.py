@@ -36,8 +36,6 @@ LIBERO_INIT_STATES_PER_TASK = 50
 class TrainingInitStatesError(EvalSimError):
     """The evaluation would start from init states the checkpoint's training data used (CLI exit code 2)."""
 
-    exit_code = 2
-
 
 @dataclass(frozen=True)
 class TrainingInitStates:

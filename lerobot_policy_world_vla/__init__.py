@@ -3,6 +3,6 @@
 Importing it registers ``world_vla`` with LeRobot's policy config registry.
 """
 
-from lerobot_world.configuration_world_vla import WorldVLAConfig  # registration side effect
+from lerobot_world.policy.configuration_world_vla import WorldVLAConfig  # registration side effect
 
 __all__ = ["WorldVLAConfig"]

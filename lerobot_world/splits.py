@@ -5,14 +5,13 @@ grouped by task in episode order, and the last ``ceil(n * eval_split)`` episodes
 held out. Re-stating the rule here (it is not exposed as a function in LeRobot) lets tokenize,
 offline evaluation and the matrix runner compute the split from dataset metadata alone, and
 ``lerobot-train --dataset.eval_split=F`` then trains on exactly the same training episodes;
-``tests/test_splits.py`` checks the two agree. The rule is deterministic (no random seed).
+``tests/test_splits.py`` runs LeRobot's function and checks the two agree. The rule is deterministic (no random seed).
 """
 
 import json
 import math
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 DEFAULT_EVAL_SPLIT = 0.2
 
@@ -75,13 +74,14 @@ class SplitConfig:
 
 def main(argv: list[str] | None = None) -> None:
     """`lerobot-world split`: print the split as JSON (and the matching lerobot-train flag)."""
-    import draccus
+    from lerobot_world.dataset import open_metadata
+    from lerobot_world.errors import fail, parse_config, run_command
 
-    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
-
-    cfg = draccus.parse(SplitConfig, args=sys.argv[1:] if argv is None else argv)
-    root = Path(cfg.dataset.root) if cfg.dataset.root else None
-    meta = LeRobotDatasetMetadata(cfg.dataset.repo_id, root=root)
-    split = split_dataset(meta, cfg.eval_split)
+    cfg = run_command(parse_config, SplitConfig, sys.argv[1:] if argv is None else argv)
+    meta = run_command(open_metadata, cfg.dataset.repo_id, cfg.dataset.root)
+    try:
+        split = split_dataset(meta, cfg.eval_split)
+    except ValueError as e:
+        fail(str(e))
     print(json.dumps(split.to_dict()))
     print(f"# train with: lerobot-train --dataset.eval_split={cfg.eval_split} ...", file=sys.stderr)

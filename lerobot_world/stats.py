@@ -71,6 +71,21 @@ def ratio(num, den) -> float | None:
     return n / d if d > 0 else None
 
 
+def rates_per_k(num, den) -> dict[str, float | None]:
+    """World accuracy per horizon: hit counts [K] over pair counts [K] -> {"1": rate, ..., "K": rate}, None
+    where a horizon has no pairs. The one place the closed-loop, token-agreement and report numbers come from."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    if num.shape != den.shape or num.ndim != 1:
+        raise ValueError(f"rates_per_k: hits and pairs must be 1-d arrays of the same length, got {num.shape} and {den.shape}")
+    return {str(i + 1): (float(num[i] / den[i]) if den[i] else None) for i in range(len(den))}
+
+
+def mean_over_k(per_k: dict | None, ks) -> float | None:
+    """Mean of a per-k rate over the horizons ``ks`` (each horizon counts once); None unless all are defined."""
+    vals = [(per_k or {}).get(k) for k in ks]
+    return float(sum(vals) / len(vals)) if ks and all(v is not None for v in vals) else None
+
+
 def bootstrap_weights(n_units: int, n_bootstrap: int, seed: int) -> np.ndarray | None:
     """(n_bootstrap, n_units) multiplicities of units resampled with replacement (flat, seeded)."""
     if n_bootstrap <= 0 or n_units < 1:

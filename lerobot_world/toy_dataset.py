@@ -14,37 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-AGENT_KEY = "observation.images.image"
-WRIST_KEY = "observation.images.image2"
+from lerobot_world.dataset import libero_features
+from lerobot_world.vocabulary import AGENT_KEY, WRIST_KEY
 
 TOY_TASKS = (
     "put the red block in the left bin",
     "put the red block in the right bin",
     "put the blue block in the top bin",
 )
-
-
-def libero_features(image_size: int, use_videos: bool = True) -> dict:
-    """LeRobot feature spec of the HuggingFaceVLA/libero schema at a given square image size."""
-    img = {
-        "dtype": "video" if use_videos else "image",
-        "shape": (image_size, image_size, 3),
-        "names": ["height", "width", "channel"],
-    }
-    return {
-        AGENT_KEY: dict(img),
-        WRIST_KEY: dict(img),
-        "observation.state": {
-            "dtype": "float32",
-            "shape": (8,),
-            "names": {"motors": ["x", "y", "z", "axis_angle1", "axis_angle2", "axis_angle3", "gripper", "gripper"]},
-        },
-        "action": {
-            "dtype": "float32",
-            "shape": (7,),
-            "names": {"motors": ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]},
-        },
-    }
 
 
 def _draw_disc(img: np.ndarray, cx: float, cy: float, r: float, color) -> None:

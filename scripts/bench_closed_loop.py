@@ -50,9 +50,9 @@ def main() -> None:
     ckpt = Path(args.policy_path)
     if not (ckpt / "config.json").is_file():
         sys.exit(f"error: --policy_path={ckpt} is not a pretrained_model directory (no config.json).")
-    import lerobot_world.configuration_world_vla  # noqa: F401  (registers world_vla for the config parser)
     from lerobot.configs.policies import PreTrainedConfig
 
+    import lerobot_world.policy.configuration_world_vla  # noqa: F401  (registers world_vla for the config parser)
     from eval_sim.policies import policy_image_size
 
     size = policy_image_size(PreTrainedConfig.from_pretrained(ckpt))

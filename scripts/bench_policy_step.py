@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def build(policy_type: str, meta, trunk: dict, table: Path | None, variant: str | None):
     from lerobot.policies.factory import make_policy, make_policy_config
 
-    import lerobot_world.configuration_world_vla  # noqa: F401  (registers world_vla)
+    import lerobot_world.policy.configuration_world_vla  # noqa: F401  (registers world_vla)
 
     kwargs = dict(trunk, device="cpu", push_to_hub=False)
     if policy_type == "act":

@@ -9,7 +9,7 @@ values). The k-means fit runs on synthetic embeddings (a Gaussian mixture, so Ll
 behave as on clustered data, not on structureless noise). Prints one JSON line at the end too.
 
 Pipeline (``--pipeline_episodes > 0``): the encode stage of ``lerobot-world tokenize``
-(``tokenize_cli.encode_frames``: video decoding in ``--num_workers`` DataLoader workers, pinned memory
+(``lerobot_world.tokens.tokenize.encode_frames``: video decoding in ``--num_workers`` DataLoader workers, pinned memory
 on CUDA, the encoder on the device) on a LIBERO-shaped h264 dataset written to a temp dir, against
 (a) the encoder's forward rate on a batch of the same frames already on the device and (b) the decode
 rate alone. The stage cannot beat min(forward, decode); when decoding runs on other cores than the
@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from lerobot_world.kmeans import kmeans_fit, resolve_device  # noqa: E402
-from lerobot_world.world_tokenizer import HFVisionEncoder, PixelPCAEncoder, WorldTokenizer  # noqa: E402
+from lerobot_world.devices import resolve_device  # noqa: E402
+from lerobot_world.tokens.kmeans import kmeans_fit  # noqa: E402
+from lerobot_world.tokens.tokenizer import HFVisionEncoder, PixelPCAEncoder, WorldTokenizer  # noqa: E402
 
 DINOV2_SIZES = {
     # dinov2-base / -small architectures (random weights: the speed is the same), 224 px input.
@@ -82,8 +83,9 @@ def bench_pipeline(args, device) -> dict:
     """tokenize's encode stage vs the encoder's forward rate and the decode rate, on one dataset."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from lerobot_world.tokenize_cli import encode_frames, segment_loader
-    from lerobot_world.toy_dataset import AGENT_KEY, make_toy_dataset
+    from lerobot_world.tokens.tokenize import encode_frames, segment_loader
+    from lerobot_world.toy_dataset import make_toy_dataset
+    from lerobot_world.vocabulary import AGENT_KEY
 
     name = "pixel_pca" if args.dinov2 == "none" else f"dinov2-{args.dinov2}"
     encoder = _make_encoder("pixel_pca" if args.dinov2 == "none" else "dinov2", args).to(device).eval()
@@ -163,7 +165,7 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    device = resolve_device(args.device)
+    device = torch.device(resolve_device(args.device))
     res = {"device": str(device), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "args": vars(args)}
 
     res["pixel_pca_frames_per_s"] = bench_encode_pixel_pca(args, device)

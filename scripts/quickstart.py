@@ -18,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from lerobot_world.vocabulary import CORRUPTIONS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CORRUPTIONS = ("random", "shuffle", "mask")
 
 
 def run(cmd: list[str], log: Path | None = None) -> float:

@@ -72,18 +72,19 @@ def toy_world_table(toy_dataset_root, tmp_path_factory) -> Path:
     return out
 
 
-def lerobot_train(args: list[str], cwd: Path, timeout: int = 600):
+def lerobot_train(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None):
     """Run the real `lerobot-train` console script (plugin discovery included) and return the result."""
     import subprocess
     import sys
 
     exe = Path(sys.executable).parent / "lerobot-train"
     return subprocess.run(
-        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy()
     )
 
 
-def train_toy_variant(variant: str, dataset_root: Path, table: Path, out_dir: Path, steps: int = 20, extra=()):
+def train_toy_variant(variant: str, dataset_root: Path, table: Path, out_dir: Path, steps: int = 20, extra=(),
+                      env: dict | None = None):
     args = [
         "--policy.type=world_vla",
         f"--policy.variant={variant}",
@@ -103,7 +104,7 @@ def train_toy_variant(variant: str, dataset_root: Path, table: Path, out_dir: Pa
     ]
     if variant != "A":
         args.append(f"--policy.world_tokens={table}")
-    return lerobot_train(args, cwd=out_dir.parent)
+    return lerobot_train(args, cwd=out_dir.parent, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TOY_EVAL_SPLIT, TOY_REPO_ID
 
 pytestmark = pytest.mark.slow
@@ -115,7 +114,7 @@ def _expected_world(table_dir: Path, index: list[int], context: int, horizon: in
     """An independent lookup of context / targets / valid in the token table (numpy, no policy code)."""
     import numpy as np
 
-    from lerobot_world.token_table import WorldTokenTable
+    from lerobot_world.tokens.table import WorldTokenTable
 
     table = WorldTokenTable.load(table_dir)
     tokens, episodes = table.tokens.numpy(), table.episode_index.numpy()

@@ -111,7 +111,7 @@ def test_writes_both_files_with_every_metric(four_way):
 
 
 def _fmt4(x: float) -> str:
-    from lerobot_world.offline_results_md import _f
+    from lerobot_world.offline.results_md import _f
 
     return _f(x)
 
@@ -224,7 +224,7 @@ def test_heldout_episodes_are_the_training_runs_eval_episodes(four_way, trained_
     from lerobot.configs.train import TrainPipelineConfig
     from lerobot.datasets.factory import make_train_eval_datasets
 
-    import lerobot_world.configuration_world_vla  # noqa: F401
+    import lerobot_world.policy.configuration_world_vla  # noqa: F401
 
     by = _by_variant(four_way[1])
     for v in ("A", "C"):
@@ -277,13 +277,10 @@ def _heldout_batch(ev, toy_dataset, n=12):
 
 @pytest.fixture(scope="module")
 def c_eval(trained_checkpoints, toy_dataset):
-    from lerobot_world.eval_offline import EvalOfflineConfig
-    from lerobot_world.offline_checkpoints import load_checkpoint
-    from lerobot_world.offline_scoring import CheckpointEval
+    from lerobot_world.offline.checkpoints import load_checkpoint
+    from lerobot_world.offline.scoring import CheckpointEval
 
-    ev = CheckpointEval(
-        load_checkpoint(str(trained_checkpoints["C"][0])), EvalOfflineConfig(), toy_dataset.meta, "cpu"
-    )
+    ev = CheckpointEval(load_checkpoint(str(trained_checkpoints["C"][0])), toy_dataset.meta, "cpu")
     yield ev, _heldout_batch(ev, toy_dataset)
     ev.close()
 
@@ -435,7 +432,7 @@ def test_help(capsys):
 
 
 def test_merge_repeated_policy_paths():
-    from lerobot_world.eval_offline import _merge_policy_paths
+    from lerobot_world.offline.evaluate import _merge_policy_paths
 
     assert _merge_policy_paths(
         ["--policy.path=a", "--seed=1", "--policy.path", "b", "--policy.path=[c,d]"]
@@ -443,13 +440,3 @@ def test_merge_repeated_policy_paths():
         "--seed=1",
         "--policy.path=[a,b,c,d]",
     ]
-
-
-def test_eval_offline_module_still_exports_the_names_other_code_imports():
-    """lerobot_world.eval_offline re-exports what moved to offline_checkpoints / _scoring / _results_md."""
-    from lerobot_world import eval_offline, offline_checkpoints, offline_results_md, offline_scoring
-
-    assert all(hasattr(eval_offline, name) for name in eval_offline.__all__)
-    assert eval_offline.load_checkpoint is offline_checkpoints.load_checkpoint
-    assert eval_offline.CheckpointEval is offline_scoring.CheckpointEval
-    assert eval_offline.render_markdown is offline_results_md.render_markdown

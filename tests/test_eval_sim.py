@@ -13,18 +13,12 @@ import numpy as np
 import pytest
 
 from eval_sim import metrics
+from lerobot_world.errors import UserError
+from lerobot_world.stats import wilson_interval
 
 # ----------------------------------------------------------------------------------------------------
 # Metric functions
 # ----------------------------------------------------------------------------------------------------
-
-
-def test_wilson_interval_is_the_stats_modules():
-    """The hand computation lives in tests/test_stats.py; eval_sim keeps the name for its callers."""
-    from lerobot_world import stats
-
-    assert metrics.wilson_interval is stats.wilson_interval
-    assert metrics.wilson_interval(3, 10) == pytest.approx((0.10779, 0.60322), abs=1e-5)
 
 
 def test_success_within_T():
@@ -120,10 +114,10 @@ def test_world_changed_pairs_and_top5():
 
 
 def test_runner_carries_top5_only_with_a_new_prediction():
-    """_Runner.act hands the policy's last_world_predicted_top5 to the rollout when a new chunk was predicted."""
+    """PolicyRunner.act hands the policy's last_world_predicted_top5 to the rollout when a new chunk was predicted."""
     import torch
 
-    from eval_sim.policies import LoadedPolicy, StepContext, _Runner
+    from eval_sim.policies import LoadedPolicy, PolicyRunner, StepContext
 
     class FakeWorldPolicy:
         config = type("Cfg", (), {"type": "world_vla", "future_offset": 2, "predicts_world": True, "device": "cpu"})()
@@ -145,7 +139,7 @@ def test_runner_carries_top5_only_with_a_new_prediction():
     ctx = StepContext(step=0, envs=None, raw_observation={}, task=["t"], done=np.zeros(1, bool))
     for has_top5 in (True, False):
         ident = lambda x: x  # noqa: E731
-        runner = _Runner(LoadedPolicy(FakeWorldPolicy(has_top5), ident, ident, ident, ident), env_cfg=None)
+        runner = PolicyRunner(LoadedPolicy(FakeWorldPolicy(has_top5), ident, ident, ident, ident), env_cfg=None)
         _, _, obs, pred = runner.act({}, ctx)
         assert pred.tolist() == [[1, 2]] and obs.tolist() == [0]
         top5 = runner.last_predicted_top5
@@ -165,7 +159,7 @@ def test_aggregate_episodes_pools_counts_and_intervals():
     ]
     row = metrics.aggregate_episodes(eps, [100, 280], horizon=2)
     assert row["n_success"] == 1 and row["success_rate"] == 0.5
-    assert row["ci95"] == pytest.approx(list(metrics.wilson_interval(1, 2)))
+    assert row["ci95"] == pytest.approx(list(wilson_interval(1, 2)))
     assert row["success_within"] == {"100": 0.5, "280": 0.5}
     assert row["mean_length"] == 190 and row["mean_length_success"] == 100
     assert row["goal_fraction"] == 0.75 and row["jerk"] == pytest.approx(0.2)
@@ -408,7 +402,7 @@ def test_overlapping_request_is_refused_in_one_sentence_unless_allowed(tmp_path)
     assert "libero_object task 0 init states 0-2; libero_object task 2 init state 7" in msg
     assert "--allow_training_init_states=true" in msg and ckpt in msg
     assert "--init_state_start=8" in msg  # the first start whose 10 init states avoid 0-2 and 7
-    assert e.value.exit_code == 2
+    assert isinstance(e.value, UserError)  # the CLI's one sentence and exit code 2
     assert check_training_init_states(tr, requested, 3, 4, allow=False, policy_path=ckpt) == []
     overlap = check_training_init_states(tr, requested, 0, 2, allow=True, policy_path=ckpt)
     assert overlap == [{"suite": "libero_object", "task_id": 0, "init_states": [0, 1]}]
@@ -480,17 +474,6 @@ def test_results_record_training_init_states_in_json_and_md():
     assert lines[at + 1] == "- training init states: unknown, not checked: " + rec["reason"]
 
 
-def test_evaluate_module_still_exports_the_names_other_code_imports():
-    """eval_sim.evaluate re-exports what moved to policies / libero_env / rollout / results_md."""
-    import eval_sim.evaluate as ev
-    from eval_sim import libero_env, policies, results_md, rollout
-
-    assert all(hasattr(ev, name) for name in ev.__all__)
-    assert ev.load_policy is policies.load_policy and ev.ScriptedExpertPolicy is policies.ScriptedExpertPolicy
-    assert ev.instrument_vector_env is libero_env.instrument_vector_env and ev.Timing is rollout.Timing
-    assert ev.render_markdown is results_md.render_markdown
-
-
 # ----------------------------------------------------------------------------------------------------
 # Real LIBERO rollouts (slow): tiny checkpoints trained by lerobot-train on a LIBERO-schema dataset
 # ----------------------------------------------------------------------------------------------------
@@ -517,7 +500,8 @@ def sim_dataset_root(tmp_path_factory, libero_task0_text) -> Path:
     from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from lerobot_world.toy_dataset import libero_features, toy_episode
+    from lerobot_world.dataset import libero_features
+    from lerobot_world.toy_dataset import toy_episode
 
     root = tmp_path_factory.mktemp("evs_sim") / "ds"
     ds = LeRobotDataset.create(
@@ -587,7 +571,7 @@ def _check_common_outputs(r: dict, out: Path, policy_type: str):
     # chunk_size = n_action_steps = 10: chunks start at steps 0, 10, 20 -> boundary jumps at 10 and 20
     assert ep["n_chunks"] == 3 and ep["chunk_jump"]["n_boundary"] == 2 and ep["chunk_jump"]["n_within"] == SIM_STEPS - 3
     task = r["per_task"][0]
-    assert task["n_episodes"] == 1 and task["ci95"] == pytest.approx(list(metrics.wilson_interval(0, 1)))
+    assert task["n_episodes"] == 1 and task["ci95"] == pytest.approx(list(wilson_interval(0, 1)))
     assert set(task["success_within"]) == {str(t) for t in metrics.default_success_grid(SIM_STEPS)}
     th = r["throughput"]
     assert th["env_steps"] == SIM_STEPS and th["env_s"] > 0 and th["env_steps_per_s"] > 0
@@ -682,10 +666,11 @@ def test_scripted_expert_as_policy_reproduces_its_own_rollouts(tmp_path):
     """Harness validity (issue 5, Must-show 3): the scripted expert run *as a policy* through eval_sim
     (rendered LeRobot vector env, fixed init states, LeRobot processors) gets exactly the outcome and the
     episode length that the expert's own physics-only rollouts get from the same init states and seeds."""
+    from lerobot.envs.configs import LiberoEnv
+
     from eval_sim.evaluate import EvalSimConfig, evaluate
     from eval_sim.expert_rollout import measure
     from eval_sim.policies import ScriptedExpertPolicy
-    from lerobot.envs.configs import LiberoEnv
 
     ids = [0, 1]
     cfg = EvalSimConfig(
@@ -723,10 +708,10 @@ def test_policy_sees_images_in_the_orientation_of_the_recorded_demos(tmp_path):
     demo recorded from init state 0 (PNG storage: lossless) vs what eval_sim hands the policy at step 0 of
     init state 0 with the same seed; both must be equal, and differ from the unrotated / mirrored image."""
     import torch
-    from eval_sim.evaluate import EvalSimConfig, evaluate
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.envs.configs import LiberoEnv
 
+    from eval_sim.evaluate import EvalSimConfig, evaluate
     from lerobot_world.cli import main as cli
 
     size = 32
@@ -772,10 +757,11 @@ def test_each_episode_starts_from_its_recorded_init_state(tmp_path):
     """results.json's init_state_id is the LIBERO init state the episode really started from, also for a
     batch of parallel envs and an offset (LeRobot's own env would start every sub-env at 0, 1, ...)."""
     import torch
-    from eval_sim.evaluate import EvalSimConfig, evaluate
     from lerobot.envs import preprocess_observation
     from lerobot.envs.configs import LiberoEnv as LiberoEnvConfig
     from lerobot.envs.libero import LiberoEnv, _get_suite
+
+    from eval_sim.evaluate import EvalSimConfig, evaluate
 
     size = 32
     env_cfg = LiberoEnvConfig(task="libero_object", task_ids=[2], observation_height=size, observation_width=size)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_POLICY_FLAGS, TOY_EVAL_SPLIT, TOY_REPO_ID
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +37,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def test_cpu_preset_is_the_measured_configuration():
-    from lerobot_world.presets import load_preset
+    from lerobot_world.study.presets import load_preset
 
     p = load_preset("cpu_small")
     assert (p.policy["dim_model"], p.policy["n_encoder_layers"], p.policy["chunk_size"]) == (256, 2, 20)
@@ -51,7 +50,7 @@ def test_cpu_preset_is_the_measured_configuration():
 @pytest.mark.parametrize("name", ["cpu_small", "gpu_libero"])
 def test_preset_command_parses_as_lerobot_train_config(name, tmp_path):
     """Issue 8 Must-show 2: the preset dry-runs into a command that LeRobot's config parser accepts."""
-    from lerobot_world.presets import load_preset, train_args
+    from lerobot_world.study.presets import load_preset, train_args
 
     preset = load_preset(name)
     args = ["lerobot-train", *train_args(preset, {"policy.variant": "C", "dataset.repo_id": "x/y"})]
@@ -64,7 +63,7 @@ def test_preset_command_parses_as_lerobot_train_config(name, tmp_path):
 
 
 def test_gpu_preset_is_full_scale_libero():
-    from lerobot_world.presets import load_preset
+    from lerobot_world.study.presets import load_preset
 
     p = load_preset("gpu_libero")
     assert p.train["dataset.repo_id"] == "HuggingFaceVLA/libero"
@@ -74,7 +73,7 @@ def test_gpu_preset_is_full_scale_libero():
 
 
 def test_bad_preset_keys_name_the_value(tmp_path):
-    from lerobot_world.presets import PresetError, load_preset
+    from lerobot_world.study.presets import PresetError, load_preset
 
     with pytest.raises(PresetError, match="policy.dimm_model"):
         load_preset("cpu_small", {"policy.dimm_model": 3})
@@ -108,7 +107,7 @@ eval_offline: {enable: true}
 
 
 def test_matrix_expansion_order_tables_and_commands(tmp_path):
-    from lerobot_world.matrix import load_config, make_plan, write_reproduce
+    from lerobot_world.study.matrix import load_config, make_plan, write_reproduce
 
     cfg = load_config(_write(tmp_path / "m.yaml", SWEEP_YAML), [f"--output_dir={tmp_path / 'out'}"])
     plan = make_plan(cfg)
@@ -153,7 +152,7 @@ def test_matrix_expansion_order_tables_and_commands(tmp_path):
     ],
 )
 def test_matrix_bad_config_one_clear_error(yaml, match, tmp_path, capsys):
-    from lerobot_world.matrix import main
+    from lerobot_world.study.matrix import main
 
     with pytest.raises(SystemExit) as e:
         main([f"--config={_write(tmp_path / 'm.yaml', yaml)}", "--dry_run"])
@@ -182,7 +181,7 @@ eval_sim_corruption: {enable: true, modes: [shuffle, mask], variants: [C], extra
 def test_stages_corruption_and_checkpoints(tmp_path, monkeypatch):
     """Corruption stages reuse eval_sim's exact flags (+ --corruption); `checkpoints` evaluate
     checkpoints/<N>/pretrained_model into <stage>_step<N>; the final step is the stage's own; ~ expanded."""
-    from lerobot_world.matrix import load_config, make_plan
+    from lerobot_world.study.matrix import load_config, make_plan
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
@@ -229,7 +228,7 @@ def test_stages_corruption_and_checkpoints(tmp_path, monkeypatch):
     ],
 )
 def test_bad_stage_config_one_clear_error(extra, match, tmp_path, capsys):
-    from lerobot_world.matrix import main
+    from lerobot_world.study.matrix import main
 
     yaml = f"name: x\ndataset: {{repo_id: a/b}}\noverrides: {{steps: 12, save_freq: 4}}\n{extra}\n"
     with pytest.raises(SystemExit) as e:
@@ -253,7 +252,7 @@ def _eval_sim_config(cmd: list[str]):
 def test_study_configs_parse_into_the_planned_study(tmp_path, monkeypatch):
     """configs/matrix/cpu_study.yaml and cpu_calibration.yaml: runs, order, stages, and eval-sim flags that
     eval-sim's parser accepts; paired corruption; calibration checkpoints that lerobot-train saves."""
-    from lerobot_world.matrix import load_config, make_plan
+    from lerobot_world.study.matrix import load_config, make_plan
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(REPO)
@@ -294,7 +293,7 @@ def test_study_configs_parse_into_the_planned_study(tmp_path, monkeypatch):
 
 
 def test_train_status_from_checkpoints(tmp_path):
-    from lerobot_world.matrix import load_config, make_plan, train_status
+    from lerobot_world.study.matrix import load_config, make_plan, train_status
 
     yaml = SWEEP_YAML + "overrides: {steps: '10'}\n"
     cfg = load_config(_write(tmp_path / "m.yaml", yaml), [f"--output_dir={tmp_path / 'o'}"])

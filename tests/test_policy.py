@@ -3,19 +3,20 @@ save/load exactness, parameter accounting per variant, and one clear error per b
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
 from copy import deepcopy
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import TEST_DEVICE, TINY_POLICY_FLAGS, TOY_REPO_ID, VARIANTS
-
 from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
 from lerobot.policies.factory import get_policy_class, make_policy, make_policy_config
 
-import lerobot_world.configuration_world_vla  # noqa: F401  (registers world_vla, as LeRobot's plugin discovery does)
+import lerobot_world.policy.configuration_world_vla  # noqa: F401  (registers world_vla, as LeRobot's plugin discovery does)
 
 TINY_KWARGS = {
     flag.split("=")[0].removeprefix("--policy."): flag.split("=")[1]
@@ -97,7 +98,7 @@ policy.reset()
 actions = []
 for _ in range(3):
     actions.append(post(policy.select_action(pre(dict(obs)))))
-print(json.dumps({"cls": type(policy).__name__, "shape": list(actions[-1].shape),
+print(json.dumps({"cls": type(policy).__name__, "module": type(policy).__module__, "shape": list(actions[-1].shape),
                   "finite": bool(torch.isfinite(torch.stack(actions)).all())}))
 """
 
@@ -111,12 +112,50 @@ def test_checkpoint_loads_in_fresh_process_through_lerobot(trained_checkpoints, 
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"cls": "WorldVLAPolicy", "shape": [3, 7], "finite": True}
+    assert result == {"cls": "WorldVLAPolicy", "module": NEW_MODELING, "shape": [3, 7], "finite": True}
+
+
+# The last commit with the flat lerobot_world/ layout (modeling_world_vla.py at the package top). Checkpoints
+# store the registered type name and the processor registry names, never module paths, so they must outlive
+# a move of the modules.
+PRE_LAYOUT_COMMIT = "89d9a2d3d9621835cead6460df4391d07d5f8026"
+NEW_MODELING = "lerobot_world.policy.modeling_world_vla"
+
+
+def test_checkpoint_saved_by_the_code_before_the_layout_move_loads_and_acts(toy_dataset_root, toy_world_table, tmp_path):
+    """Train C with the pre-move code (git archive of PRE_LAYOUT_COMMIT on PYTHONPATH, so lerobot-train's plugin
+    discovery imports it), then load and act with today's code in a fresh process through LeRobot alone."""
+    from conftest import train_toy_variant
+
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout: the pre-move code comes from the repository history")
+    old = tmp_path / "old_code"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", PRE_LAYOUT_COMMIT, "lerobot_world",
+                              "lerobot_policy_world_vla"], capture_output=True, timeout=60)
+    assert archive.returncode == 0, archive.stderr.decode()[-2000:]
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True, timeout=60)
+    env = {**os.environ, "PYTHONPATH": str(old)}
+    probe = subprocess.run([sys.executable, "-c", "import lerobot_world.modeling_world_vla as m; print(m.__file__)"],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert probe.returncode == 0 and probe.stdout.strip().startswith(str(old)), probe.stderr[-2000:]
+
+    run = tmp_path / "old_run"
+    result = train_toy_variant("C", toy_dataset_root, toy_world_table, run, steps=2, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    ckpt = run / "checkpoints" / "last" / "pretrained_model"
+
+    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(ckpt)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == {"cls": "WorldVLAPolicy", "module": NEW_MODELING, "shape": [3, 7], "finite": True}
 
 
 def test_policy_class_resolution():
-    from lerobot_world.configuration_world_vla import WorldVLAConfig
-    from lerobot_world.modeling_world_vla import WorldVLAPolicy
+    from lerobot_world.policy.configuration_world_vla import WorldVLAConfig
+    from lerobot_world.policy.modeling_world_vla import WorldVLAPolicy
 
     assert get_policy_class("world_vla") is WorldVLAPolicy
     assert isinstance(make_policy_config("world_vla"), WorldVLAConfig)
@@ -196,7 +235,7 @@ def test_parameter_accounting(meta, toy_world_table):
 
 # --- bad input: one clear error each ---------------------------------------------------------------------
 def test_unknown_variant_is_one_clear_error():
-    from lerobot_world.configuration_world_vla import WorldVLAConfigError
+    from lerobot_world.policy.configuration_world_vla import WorldVLAConfigError
 
     with pytest.raises(WorldVLAConfigError, match=r"Unknown world_vla variant 'D'.*'A', 'B', 'C', 'C_no_world_input'"):
         make_policy_config("world_vla", variant="D")
@@ -248,7 +287,7 @@ def test_unknown_task_at_inference(meta, toy_world_table, toy_dataset):
 
 # --- world tokens: gathering and inference history -----------------------------------------------------
 def test_world_targets_are_masked_past_episode_end(meta, toy_world_table):
-    from lerobot_world.token_table import WorldTokenTable
+    from lerobot_world.tokens.table import WorldTokenTable
 
     policy = toy_policy("C", meta, toy_world_table)
     table = WorldTokenTable.load(toy_world_table)
@@ -357,7 +396,7 @@ def test_world_logits_do_not_depend_on_the_vae_latent(meta, toy_world_table, toy
 
 
 def test_world_variants_need_two_decoder_layers():
-    from lerobot_world.configuration_world_vla import WorldVLAConfigError
+    from lerobot_world.policy.configuration_world_vla import WorldVLAConfigError
 
     for variant in ("C", "C_no_world_input"):
         with pytest.raises(WorldVLAConfigError, match=r"needs n_decoder_layers >= 2 \(got 1\)"):
@@ -451,7 +490,7 @@ def test_bf16_training_through_lerobot_train(toy_dataset_root, toy_world_table, 
 
 def test_evaluators_autocast_keeps_the_world_tokens(meta, toy_world_table, toy_dataset):
     """Under the evaluators' autocast (use_amp) the trunk runs in bf16 while the live tokens stay the table's."""
-    from lerobot_world.precision import policy_autocast
+    from lerobot_world.policy.precision import policy_autocast
 
     policy = toy_policy("C", meta, toy_world_table, use_amp=True)
     batch = toy_batch(toy_dataset)

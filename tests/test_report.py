@@ -12,7 +12,7 @@ import pytest
 
 from eval_sim import metrics
 from lerobot_world import stats
-from lerobot_world.report import ReportError, build_report, main
+from lerobot_world.study.report import ReportError, build_report, main
 
 MODES = ("random", "shuffle", "mask")
 SUITE = "libero_object"

@@ -27,12 +27,6 @@ def test_wilson_interval_matches_hand_computation():
         stats.wilson_interval(6, 5)
 
 
-def test_eval_sim_reexports_the_one_wilson():
-    from eval_sim import metrics
-
-    assert metrics.wilson_interval is stats.wilson_interval
-
-
 def _bernoulli(p: float, n: int, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random(n) < p).astype(float)
 

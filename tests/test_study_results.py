@@ -18,7 +18,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_POLICY_FLAGS, TOY_EVAL_SPLIT, TOY_REPO_ID
 
 NAME = "study_test"
@@ -51,7 +50,7 @@ def _config(dataset_root: str, steps: str = "4", **extra) -> dict:
 
 def _matrix(args: list[str]) -> tuple[int, str, str]:
     """lerobot-world matrix in this process: (exit code, stdout, stderr)."""
-    from lerobot_world.matrix import main
+    from lerobot_world.study.matrix import main
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
@@ -87,10 +86,9 @@ def study(toy_dataset_root, tmp_path_factory):
 
 
 def test_finished_run_is_exported_with_marker_and_files(study, toy_dataset_root):
-    from lerobot_world.study_results import sha256_file
-    from lerobot_world.token_table import dataset_fingerprint
-
-    from lerobot_world.matrix import load_config, make_plan
+    from lerobot_world.study.matrix import load_config, make_plan
+    from lerobot_world.study.results import sha256_file
+    from lerobot_world.tokens.table import dataset_fingerprint
 
     results, cache = study["results"], study["cache"]
     assert (cache / "runs" / "A_s0" / "train" / "checkpoints" / "last").is_dir()  # ~ expanded: cache under HOME
@@ -148,7 +146,7 @@ def test_finished_run_is_exported_with_marker_and_files(study, toy_dataset_root)
 
 
 def test_empty_cache_rerun_does_not_retrain_exported_run(study, monkeypatch):
-    from lerobot_world import matrix
+    from lerobot_world.study import matrix
 
     before = {p: p.read_bytes() for p in study["results"].rglob("*") if p.is_file()}
     cache = study["cache"]
@@ -177,8 +175,8 @@ def test_empty_cache_rerun_does_not_retrain_exported_run(study, monkeypatch):
 
 
 def test_interrupted_run_is_not_exported(study, tmp_path, monkeypatch):
-    from lerobot_world import study_results
-    from lerobot_world.matrix import DONE
+    from lerobot_world.study import results as study_results
+    from lerobot_world.study.matrix import DONE
 
     # A copy of the finished run's cache folder, without its (big) training: the trained checkpoint is linked.
     src = study["cache"] / "runs" / "A_s0"
@@ -266,7 +264,7 @@ def test_exported_run_from_another_plan_or_altered_is_refused(study, tmp_path, m
 
 
 def test_report_from_results_tree_is_byte_identical_and_portable(study, tmp_path, monkeypatch):
-    from lerobot_world.report import main as report
+    from lerobot_world.study.report import main as report
 
     monkeypatch.chdir(tmp_path)
     results = study["results"]
@@ -296,7 +294,7 @@ def test_calibration_from_closed_loop_checkpoints(tmp_path):
     import numpy as np
     from test_report import _offline, _sim_episodes, _sim_results, _write_run
 
-    from lerobot_world.report import build_report
+    from lerobot_world.study.report import build_report
 
     root = tmp_path / "results"
     rng = np.random.default_rng(0)

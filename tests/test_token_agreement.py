@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from eval_sim import token_agreement as ta
-from lerobot_world.cli import main as cli_main
 from conftest import TEST_DEVICE, TINY_POLICY_FLAGS, lerobot_train
+
+from eval_sim.token_agreement import compare, config, inputs, replay, results_md
+from lerobot_world.cli import main as cli_main
 
 # ----------------------------------------------------------------------------------------------------
 # Comparison and summary
@@ -34,7 +34,7 @@ def test_compare_episode_counts_hand_computed():
     live_px = dec_px.copy()
     live_px[0, 0, 0, 0] = 12  # frame 0: one pixel off by 12
     live_px[4, 1, 1, 1] = 4
-    r = ta.compare_episode(table, live, decoded, live_states, rec_states, live_px, dec_px)
+    r = compare.compare_episode(table, live, decoded, live_states, rec_states, live_px, dec_px)
     assert r["frames"] == 5 and r["agree"] == 3 and r["agreement"] == pytest.approx(0.6)
     assert r["mismatches"] == [[1, 2, 3], [3, 3, 4]]
     assert r["mismatch_adjacent"] == 1 and r["first_mismatch"] == 1
@@ -43,16 +43,16 @@ def test_compare_episode_counts_hand_computed():
     assert r["pixel_mean_abs_diff"] == pytest.approx(16 / 60)  # 5 frames x 12 values
     assert r["pixel_max_abs_diff"] == 12 and r["pixel_identical_frames"] == 3
     # no wrap-around: unsigned pixels must not underflow
-    r2 = ta.compare_episode([0], [0], [0], np.zeros((1, 8)), np.zeros((1, 8)), np.zeros((1, 3), np.uint8),
+    r2 = compare.compare_episode([0], [0], [0], np.zeros((1, 8)), np.zeros((1, 8)), np.zeros((1, 3), np.uint8),
                             np.full((1, 3), 255, np.uint8))
     assert r2["pixel_mean_abs_diff"] == 255 and r2["agreement"] == 1.0 and r2["first_mismatch"] is None
     with pytest.raises(ValueError, match="same length"):
-        ta.compare_episode([1, 2], [1], [1, 2], np.zeros((2, 8)), np.zeros((2, 8)), np.zeros((2, 1)), np.zeros((2, 1)))
+        compare.compare_episode([1, 2], [1], [1, 2], np.zeros((2, 8)), np.zeros((2, 8)), np.zeros((2, 1)), np.zeros((2, 1)))
 
 
 def _ep(idx, table, live, px=0.0):
     n = len(table)
-    r = ta.compare_episode(table, live, table, np.zeros((n, 8)), np.zeros((n, 8)), np.full((n, 4), px),
+    r = compare.compare_episode(table, live, table, np.zeros((n, 8)), np.zeros((n, 8)), np.full((n, 4), px),
                            np.zeros((n, 4)))
     return {"episode_index": idx, "task_id": 0, "init_id": idx, "seed": idx, "task": "t"} | r
 
@@ -60,14 +60,14 @@ def _ep(idx, table, live, px=0.0):
 def test_summary_pools_frames_and_ranks_confusion_pairs():
     e0 = _ep(0, [1, 1, 2, 2], [1, 7, 2, 9], px=1.0)  # (1,7), (2,9)
     e1 = _ep(1, [1, 1, 5, 5, 5, 5], [7, 1, 5, 5, 5, 5], px=3.0)  # (1,7)
-    s = ta.summarize([e0, e1])
+    s = compare.summarize([e0, e1])
     assert (s["frames"], s["agree"], s["mismatches"]) == (10, 7, 3)
     assert s["agreement"] == pytest.approx(0.7)
     assert s["top_pairs"][0] == {"table": 1, "live": 7, "count": 2}
     assert s["top_pairs"][1] == {"table": 2, "live": 9, "count": 1} and s["distinct_mismatch_pairs"] == 2
     assert s["pixel_mean_abs_diff"] == pytest.approx((4 * 1.0 + 6 * 3.0) / 10)  # frame-weighted
     assert s["decoded_agreement"] == 1.0 and s["state_max_abs_err"] == 0.0
-    assert ta.summarize([e1], top_k=1)["top_pairs"] == [{"table": 1, "live": 7, "count": 1}]
+    assert compare.summarize([e1], top_k=1)["top_pairs"] == [{"table": 1, "live": 7, "count": 1}]
 
 
 def test_markdown_and_paragraph_show_the_numbers():
@@ -76,11 +76,11 @@ def test_markdown_and_paragraph_show_the_numbers():
         "command": "lerobot-world token-agreement --x", "dataset": {"repo_id": "local/d", "root": "/d"},
         "source": {"suite": "libero_object", "image_size": 32, "init": "fixed", "use_videos": True},
         "table": {"path": "/t", "encoder": "pixel_pca", "vocab_size": 8}, "image_key": "observation.images.image",
-        "overall": ta.summarize(eps), "episodes": eps,
+        "overall": compare.summarize(eps), "episodes": eps,
     }
-    para = ta.summary_paragraph(r)
+    para = results_md.summary_paragraph(r)
     assert "3/4 frames (75.0%)" in para and "h264 video" in para and "1->7 x1" in para and "\n" not in para
-    md = ta.render_markdown(r)
+    md = results_md.render_markdown(r)
     assert "| 0 | 0 | 0 | 0 | 4 | 3 | 0.7500 | 1 (0) | 1 | 4 |" in md
     assert "| 1 | 7 | 1 |" in md and para in md
 
@@ -91,31 +91,31 @@ def test_markdown_and_paragraph_show_the_numbers():
 
 
 def test_world_summary_hand_computed():
-    w = ta.world_summary([3, 1, 0], [2, 2, 0], [4, 2, 0])
+    w = compare.world_summary([3, 1, 0], [2, 2, 0], [4, 2, 0])
     assert w["world_accuracy"] == {"1": 0.75, "2": 0.5, "3": None}
     assert w["world_copy_baseline"] == {"1": 0.5, "2": 1.0, "3": None}
     # means over the horizons with pairs only (k=3 has none), the same k for model and copy
     assert w["mean"] == pytest.approx(0.625) and w["copy_mean"] == pytest.approx(0.75) and w["pairs"] == 6
-    none = ta.world_summary([0, 0], [0, 0], [0, 0])
+    none = compare.world_summary([0, 0], [0, 0], [0, 0])
     assert none["mean"] is None and none["copy_mean"] is None and none["world_accuracy"] == {"1": None, "2": None}
     with pytest.raises(ValueError, match="same length"):
-        ta.world_summary([1], [1, 0], [1])
+        compare.world_summary([1], [1, 0], [1])
 
 
 def _rec(correct, copy, count, n_pred=1, same=0, frames=10):
-    return ta.world_summary(correct, copy, count) | {"n_predictions": n_pred, "observed_equals_live": same, "frames": frames}
+    return compare.world_summary(correct, copy, count) | {"n_predictions": n_pred, "observed_equals_live": same, "frames": frames}
 
 
 def test_pool_world_pools_pairs_over_episodes():
     a = _rec([1, 0], [1, 1], [1, 1], n_pred=1, same=9)
     b = _rec([3, 3], [0, 0], [3, 3], n_pred=3, same=10)
-    o = ta.pool_world([a, b])
+    o = compare.pool_world([a, b])
     assert o["count"] == [4, 4] and o["correct"] == [4, 3] and o["copy_correct"] == [1, 1]
     assert o["world_accuracy"] == {"1": 1.0, "2": 0.75} and o["mean"] == pytest.approx(0.875)  # pooled, not a mean of means
     assert o["copy_mean"] == pytest.approx(0.25) and o["pairs"] == 8
     assert (o["n_predictions"], o["observed_equals_live"], o["frames"]) == (4, 19, 20)
     with pytest.raises(ValueError, match="no episodes"):
-        ta.pool_world([])
+        compare.pool_world([])
 
 
 class _ScriptedWorldPolicy:
@@ -147,7 +147,7 @@ def test_policy_observer_scores_each_new_prediction_once():
     import types
 
     pol = _ScriptedWorldPolicy(observed=[1, 1, 2, 2, 3, 3], predictions=[[1, 2], [3, 3], [3, 9]], every=2)
-    obs = ta.PolicyObserver(types.SimpleNamespace(policy=pol, preprocessor=lambda b: {**b, "preprocessed": True}))
+    obs = replay.PolicyObserver(types.SimpleNamespace(policy=pol, preprocessor=lambda b: {**b, "preprocessed": True}))
     assert pol.world_corruption is None and obs.horizon == 2
     for run in range(2):  # reset() clears everything between episodes
         obs.reset()
@@ -168,7 +168,7 @@ def test_markdown_and_paragraph_show_the_policy_numbers():
     eps = [_ep(0, [1, 1, 2, 2], [1, 1, 2, 2]), _ep(3, [5, 5], [5, 5])]
     eps[0]["policy"] = _rec([2, 1], [2, 0], [2, 2], n_pred=2, same=4, frames=4) | {"split": "train"}
     eps[1]["policy"] = _rec([0, 0], [1, 0], [1, 0], n_pred=1, same=2, frames=2) | {"split": "held-out"}
-    overall = ta.summarize(eps) | {"policy": ta.pool_world([e["policy"] for e in eps])}
+    overall = compare.summarize(eps) | {"policy": compare.pool_world([e["policy"] for e in eps])}
     r = {
         "command": "lerobot-world token-agreement --x", "dataset": {"repo_id": "local/d", "root": "/d"},
         "source": {"suite": "libero_object", "image_size": 32, "init": "fixed", "use_videos": False},
@@ -176,20 +176,20 @@ def test_markdown_and_paragraph_show_the_policy_numbers():
         "policy": {"path": "/ckpt", "variant": "C", "future_offset": 2, "n_action_steps": 10, "device": "cpu"},
         "overall": overall, "episodes": eps,
     }
-    para = ta.summary_paragraph(r)
+    para = results_md.summary_paragraph(r)
     assert "\n" not in para and "World prediction along the demonstrated states (policy C at /ckpt" in para
     # pooled: k1 2/3, k2 1/2 -> mean 0.583; copy k1 3/3, k2 0/2 -> 0.5
     assert "accuracy 0.583 averaged over k=1..2 vs copy baseline 0.500 on the same 5 (t, t+k) pairs" in para
     assert "policy's own trajectories in eval-sim" in para
-    md = ta.render_markdown(r)
+    md = results_md.render_markdown(r)
     assert "## World prediction along the demonstrated states: policy C" in md
     assert "| 0 | train | model | 1.000 | 0.500 | 0.750 |" in md and "| 0 | train | copy | 1.000 | 0.000 | 0.500 |" in md
     assert "| 3 | held-out | model | 0.000 | - | 0.000 |" in md
     assert "| all |  | model | 0.667 | 0.500 | 0.583 |" in md and "| pairs | | | 3 | 2 | 5 |" in md
     assert "on 6/6 frames" in md
     # without a policy: no policy section, no policy sentence
-    r0 = r | {"policy": None, "overall": ta.summarize(eps)}
-    assert "World prediction" not in ta.summary_paragraph(r0) and "World prediction" not in ta.render_markdown(r0)
+    r0 = r | {"policy": None, "overall": compare.summarize(eps)}
+    assert "World prediction" not in results_md.summary_paragraph(r0) and "World prediction" not in results_md.render_markdown(r0)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -277,8 +277,8 @@ def test_results_json_of_another_dataset_is_refused(demo_like_root, toy_table, t
 
 def _policy_config(path: Path, table: Path | None = None, **kw) -> Path:
     """A checkpoint's config.json (no weights: every --policy.path check before loading reads only the config)."""
-    from lerobot_world.configuration_world_vla import WorldVLAConfig
-    from lerobot_world.token_table import WorldTokenTable
+    from lerobot_world.policy.configuration_world_vla import WorldVLAConfig
+    from lerobot_world.tokens.table import WorldTokenTable
 
     if table is not None:
         t = WorldTokenTable.load(table)
@@ -335,21 +335,21 @@ def test_policy_for_other_images_or_tasks_is_refused(demo_like_root, toy_table, 
 
 def test_matching_policy_config_passes_validation(demo_like_root, toy_table, tmp_path):
     ckpt = _policy_config(tmp_path / "ok", toy_table)
-    cfg = ta.TokenAgreementConfig(world_tokens=str(toy_table), output_dir=tmp_path / "o", policy=ta.PolicyArgs(str(ckpt)))
+    cfg = config.TokenAgreementConfig(world_tokens=str(toy_table), output_dir=tmp_path / "o", policy=config.PolicyArgs(str(ckpt)))
     cfg.dataset.repo_id, cfg.dataset.root = TOY, str(demo_like_root)
-    inp = ta.validate(cfg)
+    inp = inputs.validate(cfg)
     assert inp.policy_cfg.variant == "C" and not (tmp_path / "o").exists()
 
 
 def test_tokenizer_weights_must_equal_the_table(toy_table):
-    from lerobot_world.token_table import WorldTokenTable
+    from lerobot_world.tokens.table import WorldTokenTable
 
     t = WorldTokenTable.load(toy_table)
     a, b = t.build_tokenizer(), t.build_tokenizer()
-    ta.check_tokenizer_state(a, b, "ckpt", str(toy_table))
+    inputs.check_tokenizer_state(a, b, "ckpt", str(toy_table))
     b.codebook[3, 0] += 1e-9
-    with pytest.raises(ta.TokenAgreementError, match=r"ckpt: its world tokenizer's weights differ .*\(codebook\)"):
-        ta.check_tokenizer_state(a, b, "ckpt", str(toy_table))
+    with pytest.raises(config.TokenAgreementError, match=r"ckpt: its world tokenizer's weights differ .*\(codebook\)"):
+        inputs.check_tokenizer_state(a, b, "ckpt", str(toy_table))
 
 
 def test_existing_output_dir_is_refused(demo_like_root, toy_table, tmp_path, capsys):
@@ -422,7 +422,7 @@ def test_policy_along_the_replay_predicts_as_on_the_dataset_frames(png_demo, tmp
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.envs.configs import LiberoEnv as LiberoEnvConfig
 
-    from eval_sim.evaluate import load_policy
+    from eval_sim.policies import load_policy
 
     root, table, repo = png_demo
     run = tmp_path / "c_run"
@@ -450,7 +450,7 @@ def test_policy_along_the_replay_predicts_as_on_the_dataset_frames(png_demo, tmp
     assert o["policy"]["mean"] == w["mean"] and o["policy"]["copy_mean"] == w["copy_mean"]
     md = (out / "results.md").read_text()
     assert "## World prediction along the demonstrated states: policy C" in md
-    assert "policy's own trajectories in eval-sim" in ta.summary_paragraph(res)
+    assert "policy's own trajectories in eval-sim" in results_md.summary_paragraph(res)
 
     # The same policy on the dataset's own (lossless) frames, through the same processors.
     size = res["source"]["image_size"]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lerobot_world.cli import main as cli_main
+
 TOY_REPO_ID = "local/toy_libero"  # as in tests/conftest.py
 
 
@@ -31,7 +32,7 @@ def test_token_table_fingerprint_detects_changed_and_added_frames(table_and_copy
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lerobot_world.token_table import WorldTokenTable, dataset_fingerprint
+    from lerobot_world.tokens.table import WorldTokenTable, dataset_fingerprint
     from lerobot_world.toy_dataset import make_toy_dataset
 
     out, root = table_and_copy
@@ -70,7 +71,7 @@ def test_token_table_fingerprint_detects_changed_and_added_frames(table_and_copy
 
 
 def test_token_table_load_errors(table_and_copy, tmp_path):
-    from lerobot_world.token_table import WorldTokenTable
+    from lerobot_world.tokens.table import WorldTokenTable
 
     with pytest.raises(ValueError, match="does not exist"):
         WorldTokenTable.load(tmp_path / "nope")
@@ -90,7 +91,7 @@ def test_token_table_load_errors(table_and_copy, tmp_path):
 
 
 def test_token_table_stats_hand_computed():
-    from lerobot_world.token_table import token_stats
+    from lerobot_world.tokens.table import token_stats
 
     # episode 0 (train): 0 0 1 1 2 ; episode 1 (train): 0 1 2 ; episode 2 (held out): 0 1 1 3
     tokens = torch.tensor([0, 0, 1, 1, 2, 0, 1, 2, 0, 1, 1, 3])

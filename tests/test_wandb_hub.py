@@ -2,7 +2,7 @@
 
 One real `lerobot-train` of variant C, built by the matrix runner's own command construction, runs with
 wandb offline and `--policy.push_to_hub=true`; LeRobot's HfApi is redirected to a folder
-(`python -m lerobot_world.hub local-train`), so the publish path is LeRobot's own save/card/upload code.
+(`python -m lerobot_world.policy.hub local-train`), so the publish path is LeRobot's own save/card/upload code.
 """
 
 import json
@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_POLICY_FLAGS, TOY_EVAL_SPLIT, TOY_REPO_ID
 
 REPO_ID = "local-user/world_vla_toy_C"
@@ -40,7 +39,7 @@ def read_wandb_run(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def published(toy_dataset_root, toy_world_table, tmp_path_factory):
-    from lerobot_world.matrix import load_config, make_plan
+    from lerobot_world.study.matrix import load_config, make_plan
 
     work = tmp_path_factory.mktemp("wandb_hub")
     overrides = {f.split("=")[0][2:]: f.split("=", 1)[1] for f in TINY_POLICY_FLAGS}
@@ -58,7 +57,7 @@ def published(toy_dataset_root, toy_world_table, tmp_path_factory):
     # The matrix's table path -> the session's toy table (same dataset, V=8).
     cmd = [f"--policy.world_tokens={toy_world_table}" if a.startswith("--policy.world_tokens=") else a for a in cmd]
     hub_dir = work / "hub"
-    full = [sys.executable, "-m", "lerobot_world.hub", "local-train", f"--hub_dir={hub_dir}", "--", *cmd[1:],
+    full = [sys.executable, "-m", "lerobot_world.policy.hub", "local-train", f"--hub_dir={hub_dir}", "--", *cmd[1:],
             "--policy.push_to_hub=true", f"--policy.repo_id={REPO_ID}"]
     env = {**os.environ, **plan.train_env(run)}
     result = subprocess.run(full, cwd=work, env=env, capture_output=True, text=True, timeout=900)
@@ -96,13 +95,12 @@ def test_published_folder_is_complete(published):
 
 def test_published_card_names_variant_and_world_settings(published):
     card = (published["repo"] / "README.md").read_text()
-    from lerobot_world.modeling_world_vla import WorldVLAPolicy
-
-    from lerobot_world.hub import WorldModelCardMixin
+    from lerobot_world.policy.hub import WorldModelCardMixin
+    from lerobot_world.policy.modeling_world_vla import WorldVLAPolicy
 
     assert issubclass(WorldVLAPolicy, WorldModelCardMixin), (
         "WorldVLAPolicy lacks the Hub card hook: in modeling_world_vla.py, "
-        "`from lerobot_world.hub import WorldModelCardMixin` and `class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy)`"
+        "`from lerobot_world.policy.hub import WorldModelCardMixin` and `class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy)`"
     )
     assert "Variant `C`" in card and "world_vla-variant-C" in card
     assert "| world_vocab_size | `8` |" in card and "| future_offset_K | `3` |" in card
@@ -115,7 +113,7 @@ def test_world_card_generation_directly(published):
 
     from lerobot.policies.factory import get_policy_class
 
-    from lerobot_world.hub import generate_world_model_card, offline_card_validation
+    from lerobot_world.policy.hub import generate_world_model_card, offline_card_validation
 
     cls = get_policy_class("world_vla")
     c_policy = cls.from_pretrained(published["repo"])
@@ -199,7 +197,7 @@ def test_published_folder_runs_in_real_lerobot_eval(toy_dataset_root, toy_world_
     libero_task = benchmark.get_benchmark_dict()["libero_object"]().get_task(0).language
     hub_dir = tmp_path / "hub"
     train = [
-        sys.executable, "-m", "lerobot_world.hub", "local-train", f"--hub_dir={hub_dir}", "--",
+        sys.executable, "-m", "lerobot_world.policy.hub", "local-train", f"--hub_dir={hub_dir}", "--",
         "--policy.type=world_vla", "--policy.variant=C", f"--policy.world_tokens={toy_world_table}",
         f"--policy.tasks={json.dumps([*TOY_TASKS, libero_task])}",
         f"--dataset.repo_id={TOY_REPO_ID}", f"--dataset.root={toy_dataset_root}",

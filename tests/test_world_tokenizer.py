@@ -44,8 +44,8 @@ def test_world_tok_table_matches_online_tokenizer(toy_table, toy_frames, toy_dat
     from safetensors.torch import load_file, save_file
 
     from lerobot_world.splits import split_dataset
-    from lerobot_world.token_table import WorldTokenTable
-    from lerobot_world.world_tokenizer import WorldTokenizer
+    from lerobot_world.tokens.table import WorldTokenTable
+    from lerobot_world.tokens.tokenizer import WorldTokenizer
 
     table = WorldTokenTable.load(toy_table)
     imgs, index = toy_frames
@@ -80,7 +80,7 @@ def test_world_tok_table_matches_online_tokenizer(toy_table, toy_frames, toy_dat
 
 
 def test_world_tok_input_contract(toy_table, toy_frames):
-    from lerobot_world.token_table import WorldTokenTable
+    from lerobot_world.tokens.table import WorldTokenTable
 
     tok = WorldTokenTable.load(toy_table).build_tokenizer()
     imgs, _ = toy_frames
@@ -116,8 +116,8 @@ def test_world_tok_deterministic_and_idempotent(toy_table, toy_dataset_root, tmp
 
 def test_world_tok_fit_uses_training_episodes_only(toy_table, toy_dataset_root, tmp_path, monkeypatch):
     """Replace every held-out frame by noise: PCA + codebook (and training tokens) must not change."""
-    from lerobot_world import tokenize_cli
-    from lerobot_world.token_table import WorldTokenTable
+    from lerobot_world.tokens import tokenize as tokenize_cli
+    from lerobot_world.tokens.table import WorldTokenTable
 
     ref = WorldTokenTable.load(toy_table)
     heldout = set(ref.heldout_episodes)
@@ -175,8 +175,8 @@ def test_world_tok_tiny_dinov2_offline(toy_dataset_root, toy_frames, tmp_path):
     """Pretrained-encoder path with a randomly initialised tiny DINOv2 saved locally (no network)."""
     from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
 
-    from lerobot_world.token_table import WorldTokenTable
-    from lerobot_world.world_tokenizer import WorldTokenizer
+    from lerobot_world.tokens.table import WorldTokenTable
+    from lerobot_world.tokens.tokenizer import WorldTokenizer
 
     torch.manual_seed(0)
     model_dir = tmp_path / "tiny_dinov2"
@@ -207,7 +207,7 @@ def test_world_tok_tiny_dinov2_offline(toy_dataset_root, toy_frames, tmp_path):
 
 def test_world_tok_kmeans_equals_plain_lloyd_and_is_deterministic():
     """The Hamerly-accelerated fit gives plain Lloyd's result (same init), and is seed-deterministic."""
-    from lerobot_world.kmeans import assign, kmeans_fit, kmeans_plusplus
+    from lerobot_world.tokens.kmeans import assign, kmeans_fit, kmeans_plusplus
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(60, 24, generator=g)[torch.randint(0, 60, (6000,), generator=g)] * 3 + torch.randn(6000, 24, generator=g)
@@ -254,7 +254,7 @@ def test_world_tok_segments_decode_the_frames_lerobot_returns(toy_dataset_root, 
     runs must cover each episode exactly once without crossing an episode boundary."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from lerobot_world.tokenize_cli import CameraSegments
+    from lerobot_world.tokens.tokenize import CameraSegments
 
     ds = LeRobotDataset("local/toy_libero", root=toy_dataset_root, return_uint8=True)
     seg = CameraSegments(ds, KEY, segment_len=5)

@@ -17,11 +17,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "policy"
+from lerobot_world.errors import UserError
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "policy"
 SECTIONS = ("description", "policy", "train", "tokenize", "eval_sim", "expected")
 
 
-class PresetError(ValueError):
+class PresetError(UserError):
     """A bad preset or override; the message names the bad value."""
 
 
@@ -91,7 +93,7 @@ def _check_keys(preset: Preset) -> None:
     """Every policy key must be a WorldVLAConfig field and every train key a TrainPipelineConfig path."""
     from lerobot.configs.train import TrainPipelineConfig
 
-    from lerobot_world.configuration_world_vla import WorldVLAConfig
+    from lerobot_world.policy.configuration_world_vla import WorldVLAConfig
 
     policy_fields = _field_names(WorldVLAConfig) | {"type"}
     for key in preset.policy:
@@ -149,23 +151,25 @@ def tokenize_args(preset: Preset, overrides: dict | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lerobot_world.presets NAME [key=value ...]``: print the lerobot-train flags."""
+    """``python -m lerobot_world.study.presets NAME [key=value ...]``: print the lerobot-train flags."""
     import shlex
     import sys
 
+    from lerobot_world.errors import fail
+
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        sys.exit("usage: python -m lerobot_world.presets PRESET [key=value ...]")
+        fail("usage: python -m lerobot_world.study.presets PRESET [key=value ...]")
     overrides = {}
     for item in argv[1:]:
         if "=" not in item:
-            sys.exit(f"error: override {item!r} is not key=value")
+            fail(f"override {item!r} is not key=value")
         k, v = item.split("=", 1)
         overrides[k.lstrip("-")] = json.loads(v) if v[:1] in "[{0123456789-" or v in ("true", "false", "null") else v
     try:
         print(shlex.join(["lerobot-train", *train_args(load_preset(argv[0], overrides))]))
     except PresetError as e:
-        sys.exit(f"error: {e}")
+        fail(str(e))
 
 
 if __name__ == "__main__":

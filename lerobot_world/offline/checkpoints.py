@@ -9,8 +9,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from lerobot_world.errors import UserError
 
-class EvalOfflineError(Exception):
+
+class EvalOfflineError(UserError):
     """Bad input: the CLI prints `error: <message>` and exits with status 2."""
 
 
@@ -98,7 +100,7 @@ def heldout_split(ckpt: Checkpoint, meta, eval_split_flag: float | None = None):
         raise EvalOfflineError(f"checkpoint {ckpt.path}: {e}") from None
 
 
-def _names(ckpts: list[Checkpoint]) -> None:
+def name_checkpoints(ckpts: list[Checkpoint]) -> None:
     """Display names: the variant, plus the run dir/step when two checkpoints share a variant."""
     for c in ckpts:
         p = c.path

@@ -4,13 +4,13 @@ Pure formatting of the results dict (no torch, no dataset), so it can be re-rend
 results.json and tested on its own.
 """
 
-from lerobot_world.offline_scoring import MODES
 from lerobot_world.stats import MIN_UNITS, TOO_SMALL
+from lerobot_world.vocabulary import CORRUPTIONS, MISSING
 
 
 def _f(x, nd=4) -> str:
     if x is None:
-        return "—"
+        return MISSING
     if isinstance(x, float) and (abs(x) >= 1e4 or (0 < abs(x) < 1e-3)):
         return f"{x:.3e}"
     return f"{x:.{nd}f}"
@@ -72,7 +72,7 @@ def render_markdown(res: dict) -> str:
                 _f(w["avg"].get("top1_changed"), 3),
             ]
             if w
-            else ["—"] * 5
+            else [MISSING] * 5
         )
         L.append(
             "| "
@@ -86,7 +86,7 @@ def render_markdown(res: dict) -> str:
                     _f(a["raw"]["mse"]["value"]),
                     _f(a["normalized"]["first_step_mse"]["value"]),
                     *wcols,
-                    *[_f(cor[m]["ratio"], 4) for m in MODES],
+                    *[_f(cor[m]["ratio"], 4) for m in CORRUPTIONS],
                 ]
             )
             + " |"
@@ -157,14 +157,14 @@ def render_markdown(res: dict) -> str:
                 L.append(
                     f"| {r['k']} | {r['n']} | {_ci({'value': r['top1'], 'ci95': r['top1_ci95']}, 3, small)} | {_f(r['top5'], 3)} | "
                     f"{_f(r['copy'], 3)} | {_f(r['bigram_top1'], 3)} | {_f(r['bigram_top5'], 3)} | {_f(gap, 3)} | "
-                    f"{r.get('n_changed', '—')} | {changed_cols(r)} |"
+                    f"{r.get('n_changed', MISSING)} | {changed_cols(r)} |"
                 )
             av = w["avg"]
             gap = None if av["top1"] is None or av["copy"] is None else av["top1"] - av["copy"]
             L.append(
                 f"| avg | | {_ci({'value': av['top1'], 'ci95': av['top1_ci95']}, 3, small)} | {_f(av['top5'], 3)} | {_f(av['copy'], 3)} | "
                 f"{_f(av['bigram_top1'], 3)} | {_f(av['bigram_top5'], 3)} | {_f(gap, 3)} | "
-                f"{(w.get('pooled') or {}).get('n_changed', '—')} | {changed_cols(av)} |"
+                f"{(w.get('pooled') or {}).get('n_changed', MISSING)} | {changed_cols(av)} |"
             )
         L += [
             "",
@@ -177,7 +177,7 @@ def render_markdown(res: dict) -> str:
             "|---|---|---|---|---|",
             f"| clean | {_f(cor['clean_mse'])} | 1 | 0 | {_f(cor.get('clean_world_top1'), 3)} |",
         ]
-        for m in MODES:
+        for m in CORRUPTIONS:
             r = cor["modes"][m]
             L.append(
                 f"| {m} | {_f(r['mse'])} | {_ci({'value': r['ratio'], 'ci95': r['ratio_ci95']}, small=small)} | "

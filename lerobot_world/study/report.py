@@ -49,11 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot_world import stats
-from lerobot_world.study_results import COMMANDS_FILE, read_commands
+from lerobot_world.errors import UserError, parse_config, run_command
+from lerobot_world.study.results import COMMANDS_FILE, read_commands
+from lerobot_world.vocabulary import CORRUPTIONS, MISSING, VARIANTS
 
-VARIANT_ORDER = ("A", "B", "C", "C_no_world_input")
 ARCH = {
-    "A": ("no", "no", "—"),
+    "A": ("no", "no", MISSING),
     "B": ("no", "yes", "aux MLP head on pooled encoder output; a loss only, never reaches the actions"),
     "C": (
         "yes",
@@ -63,7 +64,6 @@ ARCH = {
     ),
     "C_no_world_input": ("no", "yes", "C's queries and mask, no world input"),
 }
-CORRUPTIONS = ("random", "shuffle", "mask")
 # (arm, reference arm, what the difference isolates): DESIGN §1's three contrasts.
 COMPARISONS = (
     ("B", "A", "aux loss"),
@@ -73,7 +73,7 @@ COMPARISONS = (
 EXTRA = "extra seeds, not in comparisons"
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """A bad report input; the message names the path and what was expected."""
 
 
@@ -173,14 +173,14 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
     if not run_dirs:
         raise ReportError(f"no run directories found under {', '.join(map(str, paths))}.")
     runs = [load_run(p, label) for p, label in run_dirs]
-    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    order = {v: i for i, v in enumerate(VARIANTS)}
     return sorted(runs, key=lambda r: (not r.is_main, order.get(r.variant, 9), r.seed or 0, r.name))
 
 
 # --- formatting -------------------------------------------------------------------------------------------
 def fmt(x, digits=3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
+        return MISSING
     if isinstance(x, float):
         return f"{x:.{digits}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.1e}"
     return str(x)
@@ -188,7 +188,7 @@ def fmt(x, digits=3) -> str:
 
 def fmt_ci(value, ci, digits=3, pct=False) -> str:
     if value is None:
-        return "—"
+        return MISSING
     scale = 100 if pct else 1
     unit = "%" if pct else ""
     d = 0 if pct else digits
@@ -199,9 +199,9 @@ def fmt_ci(value, ci, digits=3, pct=False) -> str:
 
 
 def fmt_est(r: dict | None, digits=4, pct=False, diff=False) -> str:
-    """A ``stats`` result as "value [lo, hi]", "value (n too small)" or "—"; pct: %, or pp for a difference."""
+    """A ``stats`` result as "value [lo, hi]", "value (n too small)" or MISSING; pct: %, or pp for a difference."""
     if not r or r.get("value") is None:
-        return "—"
+        return MISSING
     scale, d = (100, 0 if not diff else 1) if pct else (1, digits)
     spec = f"{'+' if diff else ''}.{d}f"
     unit = (" pp" if diff else "%") if pct else ""
@@ -215,18 +215,13 @@ def fmt_est(r: dict | None, digits=4, pct=False, diff=False) -> str:
 
 
 def fmt_seeds(seeds) -> str:
-    return ", ".join(str(s) for s in seeds) if seeds else "—"
+    return ", ".join(str(s) for s in seeds) if seeds else MISSING
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
-
-
-def mean_over(per_k: dict | None, ks) -> float | None:
-    vals = [(per_k or {}).get(k) for k in ks]
-    return sum(vals) / len(vals) if ks and all(v is not None for v in vals) else None
 
 
 def closed_loop_world(overall: dict) -> tuple[dict, dict | None, float | None, float | None, list[str]]:
@@ -236,8 +231,8 @@ def closed_loop_world(overall: dict) -> tuple[dict, dict | None, float | None, f
     acc = overall["world_accuracy"]
     copy = overall.get("world_copy_baseline")
     ks = [k for k, v in acc.items() if v is not None and (copy is None or copy.get(k) is not None)]
-    acc_avg = sum(acc[k] for k in ks) / len(ks) if ks else None
-    copy_avg = sum(copy[k] for k in ks) / len(ks) if ks and copy else None
+    acc_avg = stats.mean_over_k(acc, ks)
+    copy_avg = stats.mean_over_k(copy, ks) if copy else None
     return acc, copy, acc_avg, copy_avg, ks
 
 
@@ -245,7 +240,7 @@ def pairs_text(per_k: dict | None) -> str:
     """Pairs scored per k: one number when every horizon has the same count, else the range."""
     counts = [c for c in (per_k or {}).values() if c is not None]
     if not counts:
-        return "—"
+        return MISSING
     return str(counts[0]) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
 
 
@@ -286,7 +281,7 @@ class Study:
         for kind in ("sim", "offline"):
             arms: dict = {}
             for r in self.runs:
-                if not (r.is_main and r.variant in VARIANT_ORDER and getattr(r, kind)):
+                if not (r.is_main and r.variant in VARIANTS and getattr(r, kind)):
                     continue
                 by_seed = arms.setdefault(r.variant, {})
                 if r.seed in by_seed:
@@ -296,7 +291,7 @@ class Study:
                     )
                 by_seed[r.seed] = r
             common = set.intersection(*(set(v) for v in arms.values())) if arms else set()
-            self.arms[kind] = {v: arms[v] for v in VARIANT_ORDER if v in arms}
+            self.arms[kind] = {v: arms[v] for v in VARIANTS if v in arms}
             self.seeds[kind] = sorted(common, key=stats.sort_key)
 
     def extra(self) -> list[tuple[RunRecord, str]]:
@@ -474,10 +469,10 @@ def config_section(runs: list[RunRecord]) -> list[str]:
         uses_world = r.variant in ("B", "C", "C_no_world_input")
         rows.append([
             r.name, r.variant, world_in, world_loss, where, fmt(r.seed),
-            fmt(p.get("future_offset")) if uses_world else "—",
-            fmt(p.get("world_vocab_size")) if uses_world else "—",
-            f"{fmt(p.get('world_context'))} (s={fmt(p.get('world_context_stride'))})" if r.variant == "C" else "—",
-            fmt(p.get("lambda_world")) if uses_world else "—",
+            fmt(p.get("future_offset")) if uses_world else MISSING,
+            fmt(p.get("world_vocab_size")) if uses_world else MISSING,
+            f"{fmt(p.get('world_context'))} (s={fmt(p.get('world_context_stride'))})" if r.variant == "C" else MISSING,
+            fmt(p.get("lambda_world")) if uses_world else MISSING,
             f"{p.get('dim_model', '?')}/{p.get('n_encoder_layers', '?')}/{p.get('n_decoder_layers', '?')}",
             f"{p.get('chunk_size', '?')}/{p.get('n_action_steps', '?')}",
             fmt(t.get("steps")), fmt(t.get("batch_size")),
@@ -523,7 +518,7 @@ def _run_small(o: dict) -> bool:
 
 def _run_ci(value, ci, small: bool, digits=3) -> str:
     if value is None:
-        return "—"
+        return MISSING
     return fmt(value, digits) + f" ({stats.TOO_SMALL})" if small else fmt_ci(value, ci, digits)
 
 
@@ -581,7 +576,7 @@ def offline_section(study: Study) -> list[str]:
             arm_offline(study, arm, lambda e: _world_sum(e.get("world"), "top1_changed"),
                         lambda e: _world_sum(e.get("world"), "changed")),
         ] if arm != "A" else [None, None, None]
-        arm_rows.append([arm, fmt_seeds(seeds), str(n_eps) if mse else "—",
+        arm_rows.append([arm, fmt_seeds(seeds), str(n_eps) if mse else MISSING,
                          fmt_est(mse) if mse else "no per-episode sums", *[fmt_est(x, 3) for x in world]])
     out += table(["arm", "seeds", "held-out episodes", "MSE (norm.) [95% CI]", "world top-1", "copy",
                   "top-1 on changed pairs (copy = 0)"], arm_rows)
@@ -607,7 +602,7 @@ def offline_section(study: Study) -> list[str]:
             cells = []
             for m in CORRUPTIONS:
                 u = offline_pairs(study, arm, arm, num_a=lambda e, m=m: e["corrupted_se_sum"][m])
-                cells.append(fmt_est(study.paired(u), 4, diff=True) if u.seeds else "—")
+                cells.append(fmt_est(study.paired(u), 4, diff=True) if u.seeds else MISSING)
             crow.append([arm, fmt_seeds(seeds), *cells])
         out += ["", f"Per arm, paired on the same held-out episodes ({_seed_note(seeds)}): corrupted − clean "
                 "normalized MSE [95% hierarchical bootstrap].", ""]
@@ -634,11 +629,11 @@ def sim_section(study: Study) -> list[str]:
             acc, copy, acc_avg, copy_avg, ks = closed_loop_world(o)
             changed = o.get("world_changed_accuracy")
             world_rows.append([
-                r.name, fmt(acc_avg), fmt(copy_avg), fmt(mean_over(o.get("world_top5_accuracy"), ks)),
-                fmt(mean_over(changed, ks)), fmt(mean_over(o.get("world_changed_top5_accuracy"), ks)),
+                r.name, fmt(acc_avg), fmt(copy_avg), fmt(stats.mean_over_k(o.get("world_top5_accuracy"), ks)),
+                fmt(stats.mean_over_k(changed, ks)), fmt(stats.mean_over_k(o.get("world_changed_top5_accuracy"), ks)),
                 " ".join(f"k{k}:{fmt(v, 2)}" for k, v in acc.items()),
-                " ".join(f"k{k}:{fmt(copy.get(k), 2)}" for k in acc) if copy else "—",
-                " ".join(f"k{k}:{fmt(changed.get(k), 2)}" for k in acc) if changed else "—",
+                " ".join(f"k{k}:{fmt(copy.get(k), 2)}" for k in acc) if copy else MISSING,
+                " ".join(f"k{k}:{fmt(changed.get(k), 2)}" for k in acc) if changed else MISSING,
                 pairs_text(o.get("world_pairs")), pairs_text(o.get("world_changed_pairs")),
             ])
     first = sims[0].sim
@@ -655,7 +650,7 @@ def sim_section(study: Study) -> list[str]:
     tasks = sorted(tasks, key=stats.sort_key)
     for arm in study.arms["sim"]:
         est = arm_success(study, arm)
-        arm_rows.append([arm, fmt_seeds(seeds), str(est["n_units"]) if est else "—",
+        arm_rows.append([arm, fmt_seeds(seeds), str(est["n_units"]) if est else MISSING,
                          fmt_est(est, pct=True) if est else "no per-episode records"])
     out += table(["arm", "seeds", "episodes", "success [95% CI]"], arm_rows)
     if tasks:
@@ -704,7 +699,7 @@ def sim_section(study: Study) -> list[str]:
             mc = stats.mcnemar_exact(u.na, u.nb)
             corr_rows.append([arm, mode, fmt_seeds(mseeds), str(len(u.seeds)), fmt_est({"value": d and d["b"]}, pct=True),
                               fmt_est({"value": d and d["a"]}, pct=True), fmt_est(d, pct=True, diff=True),
-                              f"{mc['b']}/{mc['c']}, p={fmt(mc['p_value'])}", u.note() or "—"])
+                              f"{mc['b']}/{mc['c']}, p={fmt(mc['p_value'])}", u.note() or MISSING])
     if corr_rows:
         out += ["", "### Closed-loop world corruption", "",
                 "`eval_sim_<mode>` paired with the clean run episode by episode (same seed, task, init state, env "
@@ -735,7 +730,7 @@ def calibration_points(runs: list[RunRecord]) -> dict:
             arm.setdefault(n, {"sim": [], "offline": []})["sim"].append((r.seed, r, res))
         for n, res in offs.items():
             arm.setdefault(n, {"sim": [], "offline": []})["offline"].append((r.seed, r, res))
-    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    order = {v: i for i, v in enumerate(VARIANTS)}
     return {a: dict(sorted(out[a].items())) for a in sorted(out, key=lambda v: (order.get(v, 9), v))}
 
 
@@ -778,10 +773,10 @@ def calibration_section(estimates: dict) -> list[str]:
     for arm, steps in estimates.items():
         for n, e in steps.items():
             rows.append([arm, str(n),
-                         fmt_seeds(e["sim_seeds"]) if e["sim"] else "—", str(e["sim"]["n_units"]) if e["sim"] else "—",
-                         fmt_est(e["sim"], pct=True) if e["sim"] else "—",
-                         fmt_seeds(e["offline_seeds"]) if e["offline"] else "—",
-                         fmt_est(e["offline"]) if e["offline"] else "—"])
+                         fmt_seeds(e["sim_seeds"]) if e["sim"] else MISSING, str(e["sim"]["n_units"]) if e["sim"] else MISSING,
+                         fmt_est(e["sim"], pct=True) if e["sim"] else MISSING,
+                         fmt_seeds(e["offline_seeds"]) if e["offline"] else MISSING,
+                         fmt_est(e["offline"]) if e["offline"] else MISSING])
     return ["## Calibration: success vs training steps", "",
             "Each row evaluates the checkpoint lerobot-train saved at that step (`<run>/eval_sim_step<N>`, "
             "`<run>/eval_offline_step<N>`; the last row of a run is its final checkpoint). world_vla trains at a "
@@ -853,10 +848,10 @@ def comparisons_section(items: list[dict]) -> list[str]:
         sd = s and s["diff"]
         rows.append([
             name,
-            fmt_seeds(o["seeds"]) if o else "—", str(od["n_units"]) if od else "—", fmt_est(od, 4, diff=True),
-            fmt_seeds(s["seeds"]) if s else "—", str(sd["n_units"]) if sd else "—", fmt_est(sd, pct=True, diff=True),
-            f"{s['mcnemar']['b']}/{s['mcnemar']['c']}, p={fmt(s['mcnemar']['p_value'])}" if s else "—",
-            "; ".join(x for x in ((o or {}).get("note"), (s or {}).get("note")) if x) or "—",
+            fmt_seeds(o["seeds"]) if o else MISSING, str(od["n_units"]) if od else MISSING, fmt_est(od, 4, diff=True),
+            fmt_seeds(s["seeds"]) if s else MISSING, str(sd["n_units"]) if sd else MISSING, fmt_est(sd, pct=True, diff=True),
+            f"{s['mcnemar']['b']}/{s['mcnemar']['c']}, p={fmt(s['mcnemar']['p_value'])}" if s else MISSING,
+            "; ".join(x for x in ((o or {}).get("note"), (s or {}).get("note")) if x) or MISSING,
         ])
     return ["## 6. Comparisons between arms", "",
             "Paired differences, first arm − second, with 95% hierarchical-bootstrap intervals (the same resample "
@@ -1119,27 +1114,24 @@ class ReportConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import draccus
+    out = run_command(_main, list(sys.argv[1:] if argv is None else argv))
+    print(f"report written to {out} (+ {out.with_suffix('.json').name} and plots beside it)")
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+
+def _main(argv: list[str]) -> Path:
     positional = [a for a in argv if not a.startswith("--")]
     flags = [a for a in argv if a.startswith("--")]
-    cfg = draccus.parse(ReportConfig, args=flags)
+    cfg = parse_config(ReportConfig, flags)
     paths = [Path(p) for p in cfg.runs + positional]
     if not paths:
-        sys.exit("error: give at least one run or matrix directory: lerobot-world report RUN... --output=REPORT.md")
+        raise ReportError("give at least one run or matrix directory: lerobot-world report RUN... --output=REPORT.md")
     preamble = cfg.preamble
     if cfg.preamble_file:
         if not Path(cfg.preamble_file).is_file():
-            print(f"error: --preamble_file={cfg.preamble_file} does not exist.", file=sys.stderr)
-            sys.exit(2)
+            raise ReportError(f"--preamble_file={cfg.preamble_file} does not exist.")
         preamble = Path(cfg.preamble_file).read_text().strip()
-    try:
-        out = build_report(paths, Path(cfg.output), cfg.title, preamble, cfg.n_bootstrap, cfg.bootstrap_seed)
-    except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    print(f"report written to {out} (+ {out.with_suffix('.json').name} and plots beside it)")
+    return build_report(paths, Path(cfg.output), cfg.title, preamble, cfg.n_bootstrap, cfg.bootstrap_seed)
+
 
 
 if __name__ == "__main__":

@@ -11,38 +11,26 @@ the report can pair two arms on the same held-out frames and pool seeds hierarch
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lerobot_world.offline_checkpoints import (
+from lerobot_world.offline.checkpoints import (
     Checkpoint,
     EvalOfflineError,
     check_dataset_has_policy_inputs,
     heldout_split,
 )
-from lerobot_world.precision import policy_autocast
+from lerobot_world.policy.precision import policy_autocast
 from lerobot_world.stats import (
     MIN_UNITS,
     TOO_SMALL,
-    bootstrap_weights,
     hierarchical_weights,
     ratio,
     ratio_ci,
     resampled_units,
     too_small,
 )
-
-if TYPE_CHECKING:
-    from lerobot_world.eval_offline import EvalOfflineConfig
-
-MODES = ("random", "shuffle", "mask")
-
-
-# The bootstrap lives in lerobot_world.stats; these names stay importable from here.
-__all__ = ["MODES", "CheckpointEval", "bootstrap_weights", "ratio_ci"]
-_ratio = ratio
-
+from lerobot_world.vocabulary import CORRUPTIONS
 
 # ----------------------------------------------------------------------------------------------------
 # one checkpoint: per-frame accumulators filled batch by batch
@@ -52,12 +40,15 @@ _ratio = ratio
 class CheckpointEval:
     """A loaded checkpoint (policy + saved processors) and the per-frame sums of everything it scores."""
 
-    def __init__(self, ckpt: Checkpoint, run_cfg: "EvalOfflineConfig", meta, device: str):
+    def __init__(self, ckpt: Checkpoint, meta, device: str, world_tokens: str | None = None,
+                 eval_split: float | None = None):
+        """world_tokens: a token table replacing the one the checkpoint names (--world_tokens); eval_split: the
+        held-out fraction when the checkpoint's training config does not record it (--eval_split)."""
         import torch
         from lerobot.configs.policies import PreTrainedConfig
         from lerobot.policies.factory import make_policy, make_pre_post_processors
 
-        import lerobot_world.configuration_world_vla  # noqa: F401  (registers the world_vla config type)
+        import lerobot_world.policy.configuration_world_vla  # noqa: F401  (registers the world_vla config type)
 
         self.ckpt = ckpt
         self.device = torch.device(device)
@@ -69,15 +60,15 @@ class CheckpointEval:
             ) from None
         cfg.pretrained_path = str(ckpt.path)
         cfg.device = device
-        if run_cfg.world_tokens:
-            cfg.world_tokens = str(Path(run_cfg.world_tokens).expanduser().resolve())
+        if world_tokens:
+            cfg.world_tokens = str(Path(world_tokens).expanduser().resolve())
         check_dataset_has_policy_inputs(cfg, meta, ckpt.path)
         if cfg.predicts_world and (not cfg.world_tokens or not Path(cfg.world_tokens).is_dir()):
             raise EvalOfflineError(
                 f"the world-token table of {ckpt.path} ({cfg.world_tokens}) does not exist here; pass "
                 "--world_tokens=DIR with the table it was trained on"
             )
-        self.split = heldout_split(ckpt, meta, run_cfg.eval_split)
+        self.split = heldout_split(ckpt, meta, eval_split)
         if not self.split.heldout:
             raise EvalOfflineError(
                 f"checkpoint {ckpt.path}: its split holds out no episodes of dataset {meta.repo_id}"
@@ -101,7 +92,7 @@ class CheckpointEval:
         self._logits = None
         self._hook = self.policy.model.register_forward_hook(self._capture)
         self.rows: dict[str, list] = {}
-        self.max_abs_diff = {m: 0.0 for m in MODES}
+        self.max_abs_diff = {m: 0.0 for m in CORRUPTIONS}
         self.forward_s = 0.0
         self.n_forwards = 0
 
@@ -117,7 +108,7 @@ class CheckpointEval:
             reseed(seed)
         self.policy.world_corruption = None
         self.rows = {}
-        self.max_abs_diff = {m: 0.0 for m in MODES}
+        self.max_abs_diff = {m: 0.0 for m in CORRUPTIONS}
         self.forward_s, self.n_forwards = 0.0, 0
 
     def _add(self, key: str, value) -> None:
@@ -177,7 +168,7 @@ class CheckpointEval:
         if world is not None:
             self._world_hits("clean", logits, world, top5=True)
 
-        for mode in MODES:
+        for mode in CORRUPTIONS:
             pred, logits = self._predict(b, mode)
             pred = pred.detach().cpu().double()
             self._add(f"{mode}_se", ((pred - target) * keep).pow(2).sum((1, 2)))
@@ -240,25 +231,25 @@ class CheckpointEval:
 
         def metric(num_frames, den_ep):
             num = per_ep(num_frames)
-            return {"value": _ratio(num, den_ep), "ci95": ratio_ci(num, den_ep, W)}
+            return {"value": ratio(num, den_ep), "ci95": ratio_ci(num, den_ep, W)}
 
         def units(prefix):
             se_dim, ae_dim = per_ep(cat[f"{prefix}_se_dim"]), per_ep(cat[f"{prefix}_ae_dim"])
             return {
                 "mse": {
-                    "value": _ratio(se_dim.sum(1), steps * n_dim),
+                    "value": ratio(se_dim.sum(1), steps * n_dim),
                     "ci95": ratio_ci(se_dim.sum(1), steps * n_dim, W),
                 },
                 "l1": {
-                    "value": _ratio(ae_dim.sum(1), steps * n_dim),
+                    "value": ratio(ae_dim.sum(1), steps * n_dim),
                     "ci95": ratio_ci(ae_dim.sum(1), steps * n_dim, W),
                 },
                 "first_step_mse": metric(cat[f"{prefix}_se_first"].sum(1), first * n_dim),
                 "first_step_l1": metric(cat[f"{prefix}_ae_first"].sum(1), first * n_dim),
                 "per_dim": {
                     "names": action_names,
-                    "mse": [_ratio(se_dim[:, d], steps) for d in range(n_dim)],
-                    "l1": [_ratio(ae_dim[:, d], steps) for d in range(n_dim)],
+                    "mse": [ratio(se_dim[:, d], steps) for d in range(n_dim)],
+                    "l1": [ratio(ae_dim[:, d], steps) for d in range(n_dim)],
                     "mse_ci95": [ratio_ci(se_dim[:, d], steps, W) for d in range(n_dim)],
                 },
             }
@@ -277,15 +268,15 @@ class CheckpointEval:
         den = steps * n_dim
         corruption = {
             "uses_world_input": bool(self.cfg.uses_world_input),
-            "clean_mse": _ratio(clean_se, den),
+            "clean_mse": ratio(clean_se, den),
             "modes": {},
         }
         mode_se = {}
-        for mode in MODES:
+        for mode in CORRUPTIONS:
             se = mode_se[mode] = per_ep(cat[f"{mode}_se"])
             corruption["modes"][mode] = {
-                "mse": _ratio(se, den),
-                "ratio": _ratio(se, clean_se),
+                "mse": ratio(se, den),
+                "ratio": ratio(se, clean_se),
                 "ratio_ci95": ratio_ci(se, clean_se, W),
                 "max_abs_action_change": self.max_abs_diff[mode],
             }
@@ -293,9 +284,9 @@ class CheckpointEval:
         world = None
         if self.predicts_world:
             world = self._world_results(cat, per_ep, W)
-            for mode in MODES:
+            for mode in CORRUPTIONS:
                 hits = per_ep(cat[f"w_{mode}_top1"]).sum(1)
-                corruption["modes"][mode]["world_top1"] = _ratio(hits, per_ep(cat["w_valid"]).sum(1))
+                corruption["modes"][mode]["world_top1"] = ratio(hits, per_ep(cat["w_valid"]).sum(1))
             corruption["clean_world_top1"] = world["pooled"]["top1"]
 
         # Per held-out episode: the sums a report needs to pair arms on the same frames and to pool seeds.
@@ -310,7 +301,7 @@ class CheckpointEval:
                 "n_chunk_steps": int(steps[i]),
                 "n_values": int(steps[i]) * int(n_dim),  # normalized MSE of the episode = se_sum / n_values
                 "se_sum": float(clean_se[i]),
-                "corrupted_se_sum": {m: float(mode_se[m][i]) for m in MODES},
+                "corrupted_se_sum": {m: float(mode_se[m][i]) for m in CORRUPTIONS},
                 "world": None if world_ep is None else {k: v[i].astype(int).tolist() for k, v in world_ep.items()},
             }
             per_episode.append(rec)
@@ -340,7 +331,7 @@ class CheckpointEval:
         }
 
     def _world_results(self, cat, per_ep, W) -> dict:
-        from lerobot_world.token_table import token_stats
+        from lerobot_world.tokens.table import token_stats
 
         ep = self._world_per_episode(cat, per_ep)
         valid, top1, top5, copy = ep["valid"], ep["top1"], ep["top5"], ep["copy"]  # (E, K)
@@ -362,19 +353,19 @@ class CheckpointEval:
                 {
                     "k": k,
                     "n": int(valid[:, i].sum()),
-                    "top1": _ratio(top1[:, i], valid[:, i]),
+                    "top1": ratio(top1[:, i], valid[:, i]),
                     "top1_ci95": ratio_ci(top1[:, i], valid[:, i], W),
-                    "top5": _ratio(top5[:, i], valid[:, i]),
-                    "copy": _ratio(copy[:, i], valid[:, i]),
+                    "top5": ratio(top5[:, i], valid[:, i]),
+                    "copy": ratio(copy[:, i], valid[:, i]),
                     "bigram_top1": base.get("bigram_top1"),
                     "bigram_top5": base.get("bigram_top5"),
                     "copy_token_stats": base.get("copy"),
                     # changed pairs (w_{t+k} != w_t): what copying cannot fake
                     "n_changed": int(changed[:, i].sum()),
-                    "top1_changed": _ratio(top1_c[:, i], changed[:, i]),
+                    "top1_changed": ratio(top1_c[:, i], changed[:, i]),
                     "top1_changed_ci95": ratio_ci(top1_c[:, i], changed[:, i], W),
-                    "top5_changed": _ratio(top5_c[:, i], changed[:, i]),
-                    "copy_changed": _ratio(copy_changed[:, i], changed[:, i]),
+                    "top5_changed": ratio(top5_c[:, i], changed[:, i]),
+                    "copy_changed": ratio(copy_changed[:, i], changed[:, i]),
                 }
             )
 
@@ -409,12 +400,12 @@ class CheckpointEval:
                 "copy_changed": avg("copy_changed"),
             },
             "pooled": {
-                "top1": _ratio(top1, valid),
-                "top5": _ratio(top5, valid),
-                "copy": _ratio(copy, valid),
+                "top1": ratio(top1, valid),
+                "top5": ratio(top5, valid),
+                "copy": ratio(copy, valid),
                 "n_changed": int(changed.sum()),
-                "top1_changed": _ratio(top1_c, changed),
-                "top5_changed": _ratio(top5_c, changed),
+                "top1_changed": ratio(top1_c, changed),
+                "top5_changed": ratio(top5_c, changed),
             },
             "baselines": (
                 "copy: P(w_t = w_{t+k}) on the same held-out (t, t+k) pairs the model is scored on; bigram: most "

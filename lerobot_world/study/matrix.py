@@ -21,7 +21,7 @@ Why it is built this way:
   up to `max_parallel` trainings share it, each with a proportional share of dataloader workers.
 - Every command is written to `reproduce.sh`, every run has a `state.json` and a `commands.sh` (the
   commands it executed, in order).
-- A study outlives the cache (`results_dir`, lerobot_world.study_results): a run whose every stage
+- A study outlives the cache (`results_dir`, lerobot_world.study.results): a run whose every stage
   finished is exported to `results_dir/runs/<name>/` (small files only, marker written last) and is done
   from then on, even with an empty cache; `results_dir/dataset.json` pins the dataset's fingerprint.
 - Paths: `~` is expanded; relative paths are relative to the current directory (run from the repo root).
@@ -42,21 +42,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from lerobot_world import study_results
-from lerobot_world.presets import (
+from lerobot_world.errors import UserError, fail
+from lerobot_world.outputs import write_text_atomic
+from lerobot_world.study import results as study_results
+from lerobot_world.study.presets import (
     PRESET_DIR,
     Preset,
     PresetError,
-    format_value,
     load_preset,
     tokenize_args,
     train_args,
 )
-from lerobot_world.study_results import StudyResultsError
+from lerobot_world.study.results import StudyResultsError
+from lerobot_world.vocabulary import CORRUPTIONS, VARIANTS, WORLD_VARIANTS
 
-VARIANTS = ("A", "B", "C", "C_no_world_input")
-WORLD_VARIANTS = ("B", "C", "C_no_world_input")
-CORRUPTION_MODES = ("random", "shuffle", "mask")
 DONE = ".matrix_done"
 # Flags that fix which closed-loop episodes run; a corruption stage takes them from eval_sim only, so its
 # episodes pair with the clean ones (same suite, tasks, init states, env seeds, step limit).
@@ -72,7 +71,7 @@ SHORT = {
 }
 
 
-class MatrixError(ValueError):
+class MatrixError(UserError):
     """Bad matrix config or a run that cannot proceed; the message names the bad value."""
 
 
@@ -121,7 +120,7 @@ class CorruptionStageSpec:
     # Closed-loop world corruption: `eval-sim --corruption=MODE` on the final checkpoint with exactly
     # eval_sim's command and extra_args (same episodes), into <run>/eval_sim_<mode>/; needs eval_sim.
     enable: bool = False
-    modes: list[str] = field(default_factory=lambda: list(CORRUPTION_MODES))
+    modes: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
     variants: list[str] = field(default_factory=lambda: ["C"])
     # Appended after eval_sim's flags; only flags that do not change the episodes (e.g. --max_videos_per_task).
     extra_args: list[str] = field(default_factory=list)
@@ -226,8 +225,14 @@ def load_config(path: str | Path, args: list[str] | None = None) -> MatrixConfig
     if not path.is_file():
         raise MatrixError(f"--config={path} does not exist; expected a matrix YAML/JSON file (see configs/matrix/).")
     kind = "json" if path.suffix == ".json" else "yaml"
-    with draccus.config_type(kind):
-        cfg = draccus.parse(MatrixConfig, config_path=str(path), args=args or [])
+    from draccus.utils import DraccusException
+
+    try:
+        with draccus.config_type(kind):
+            cfg = draccus.parse(MatrixConfig, config_path=str(path), args=args or [])
+    except DraccusException as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MatrixError(f"--config={path}: {first}") from None
     cfg.overrides = {k: _parse_scalar(v) for k, v in cfg.overrides.items()}
     if cfg.dataset.root:  # commands get no shell: expand ~ here; a relative root stays relative to the cwd
         cfg.dataset.root = os.path.expanduser(cfg.dataset.root)
@@ -240,7 +245,7 @@ def load_config(path: str | Path, args: list[str] | None = None) -> MatrixConfig
 
 
 def validate(cfg: MatrixConfig) -> None:
-    from lerobot_world.configuration_world_vla import WorldVLAConfig
+    from lerobot_world.policy.configuration_world_vla import WorldVLAConfig
 
     if not cfg.dataset.repo_id:
         raise MatrixError("the matrix config needs dataset.repo_id (and dataset.root for a local dataset).")
@@ -277,8 +282,8 @@ def validate(cfg: MatrixConfig) -> None:
             raise MatrixError("eval_sim_corruption.enable is true but eval_sim is not enabled; the corrupted "
                               "episodes are paired with eval_sim's clean ones, so enable eval_sim too.")
         for m in corr.modes:
-            if m not in CORRUPTION_MODES:
-                raise MatrixError(f"eval_sim_corruption.modes contains {m!r}; expected some of {list(CORRUPTION_MODES)}.")
+            if m not in CORRUPTIONS:
+                raise MatrixError(f"eval_sim_corruption.modes contains {m!r}; expected some of {list(CORRUPTIONS)}.")
         if not corr.modes:
             raise MatrixError("eval_sim_corruption.modes is empty; expected some of ['random', 'shuffle', 'mask'].")
         for v in corr.variants:
@@ -477,9 +482,6 @@ class Plan:
                     out.append(Stage(name, self._render(run, spec, stage, name, ckpt), ckpt))
         return out
 
-    def stage_command(self, run: Run, stage: str) -> list[str] | None:
-        return next((st.command for st in self.stages(run) if st.name == stage), None)
-
     def run_spec(self, run: Run) -> dict:
         """What an exported run must match to count as this plan's run: its training command and every stage
         command, machine-independent (cache as $OUTPUT_DIR, home as ~, layout/logging flags left out)."""
@@ -666,7 +668,7 @@ def reproduce_text(plan: Plan) -> str:
 def write_reproduce(plan: Plan, folder: Path | None = None) -> Path:
     folder = plan.root if folder is None else folder
     path = folder / "reproduce.sh"
-    study_results.write_text_atomic(path, reproduce_text(plan))
+    write_text_atomic(path, reproduce_text(plan))
     path.chmod(0o755)
     return path
 
@@ -693,7 +695,7 @@ def plan_record(plan: Plan) -> dict:
 
 def write_plan_files(plan: Plan, folder: Path) -> None:
     write_reproduce(plan, folder)
-    study_results.write_text_atomic(folder / "matrix.json", json.dumps(plan_record(plan), indent=2, default=str) + "\n")
+    write_text_atomic(folder / "matrix.json", json.dumps(plan_record(plan), indent=2, default=str) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -915,18 +917,13 @@ def _parse_cli(argv: list[str]) -> tuple[CLIArgs, list[str]]:
             cli.config = value
         elif key == "--dry_run":
             if value.lower() not in ("", "true", "false", "1", "0"):
-                raise SystemExit(f"error: --dry_run={value!r} is not a boolean (true/false).")
+                raise MatrixError(f"--dry_run={value!r} is not a boolean; expected true or false.")
             cli.dry_run = value.lower() in ("", "true", "1")
         elif key == "--only":
             cli.only = [v for v in value.split(",") if v]
         else:
             rest.append(arg)
     return cli, rest
-
-
-def _fail(message: str, code: int = 2):
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -939,10 +936,10 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         draccus.parse(MatrixConfig, args=["--help"])
         return
-    cli, rest = _parse_cli(argv)
-    if not cli.config:
-        _fail("pass --config=configs/matrix/NAME.yaml (a matrix file; see configs/matrix/).")
     try:
+        cli, rest = _parse_cli(argv)
+        if not cli.config:
+            raise MatrixError("pass --config=configs/matrix/NAME.yaml (a matrix file; see configs/matrix/).")
         plan = make_plan(load_config(cli.config, rest))
         selected = plan.runs
         if cli.only:
@@ -968,12 +965,12 @@ def main(argv: list[str] | None = None) -> None:
                 write_plan_files(plan, plan.results_dir)
             print(f"commands: {plan.root / 'reproduce.sh'}", flush=True)
             n_failed = Runner(plan).run(selected)
-    except (MatrixError, PresetError, StudyResultsError) as e:
-        _fail(str(e))
-    if n_failed:
-        _fail(f"{n_failed} run(s) failed; re-run the same command to resume.", code=1)
+    except UserError as e:
+        fail(str(e))
+    if n_failed:  # not bad input: the runs' logs say what went wrong
+        print(f"error: {n_failed} run(s) failed; re-run the same command to resume.", file=sys.stderr, flush=True)
+        sys.exit(1)
     where = plan.root / "runs" if plan.results_dir is None else plan.results_dir / "runs"
     print(f"matrix {plan.cfg.name!r}: all {len(selected)} runs done in {where}")
 
 
-__all__ = ["MatrixConfig", "Plan", "Run", "Stage", "expand_runs", "load_config", "main", "make_plan", "format_value"]

@@ -4,7 +4,7 @@
 Publishing itself is LeRobot's: `lerobot-train --policy.push_to_hub=true --policy.repo_id=USER/NAME`
 ends with `policy.push_model_to_hub(cfg, ...)` + `preprocessor/postprocessor.push_to_hub(repo_id)`.
 This module only changes what the card says (`WorldModelCardMixin`, mixed into WorldVLAPolicy) and
-offers `python -m lerobot_world.hub local-train --hub_dir=DIR -- <lerobot-train flags>`, which runs the
+offers `python -m lerobot_world.policy.hub local-train --hub_dir=DIR -- <lerobot-train flags>`, which runs the
 real lerobot-train with LeRobot's HfApi replaced by a folder writer (DIR/<repo_id>/), for offline
 machines and tests.
 """
@@ -188,14 +188,16 @@ def local_hub(root: Path | str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m lerobot_world.hub local-train --hub_dir=DIR -- <lerobot-train flags>`."""
+    """`python -m lerobot_world.policy.hub local-train --hub_dir=DIR -- <lerobot-train flags>`."""
+    from lerobot_world.errors import fail
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "local-train" or "--" not in argv:
-        sys.exit("usage: python -m lerobot_world.hub local-train --hub_dir=DIR -- <lerobot-train flags>")
+        fail("usage: python -m lerobot_world.policy.hub local-train --hub_dir=DIR -- <lerobot-train flags>")
     head, rest = argv[1 : argv.index("--")], argv[argv.index("--") + 1 :]
     hub_dirs = [a.split("=", 1)[1] for a in head if a.startswith("--hub_dir=")]
     if not hub_dirs:
-        sys.exit("error: local-train needs --hub_dir=DIR (where pushed repos are written).")
+        fail("local-train needs --hub_dir=DIR (where pushed repos are written).")
     from lerobot.scripts.lerobot_train import main as train_main
 
     sys.argv = ["lerobot-train", *rest]

@@ -31,57 +31,29 @@ Example:
         --policy.path=runs/A/checkpoints/last/pretrained_model \\
         --dataset.repo_id=HuggingFaceVLA/libero --dataset.root=/data/libero --output_dir=eval/offline
 
-The pieces live beside this command module: ``offline_checkpoints`` (checkpoints and their held-out
-split), ``offline_scoring`` (``CheckpointEval`` and the bootstrap) and ``offline_results_md``
-(results.md); the names other code uses are re-exported here.
+The pieces live beside this command module: ``checkpoints`` (checkpoints and their held-out split),
+``scoring`` (``CheckpointEval`` and the bootstrap) and ``results_md`` (results.md).
 """
 
 import json
-import os
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lerobot_world.offline_checkpoints import (
-    Checkpoint,
+from lerobot_world.dataset import open_metadata
+from lerobot_world.devices import resolve_device
+from lerobot_world.errors import parse_config, run_command
+from lerobot_world.offline.checkpoints import (
     EvalOfflineError,
-    _names,
-    check_dataset_has_policy_inputs,
-    heldout_split,
     load_checkpoint,
-    resolve_checkpoint_dir,
-    training_split_args,
+    name_checkpoints,
 )
-from lerobot_world.offline_results_md import render_markdown
-from lerobot_world.offline_scoring import MODES, CheckpointEval, bootstrap_weights, ratio_ci
-
-__all__ = [
-    "MODES",
-    "RESULTS_FORMAT",
-    "RESULT_FILES",
-    "Checkpoint",
-    "CheckpointEval",
-    "EvalDatasetArgs",
-    "EvalOfflineConfig",
-    "EvalOfflineError",
-    "PolicyPaths",
-    "bootstrap_weights",
-    "check_dataset_has_policy_inputs",
-    "evaluate",
-    "heldout_split",
-    "load_checkpoint",
-    "main",
-    "ratio_ci",
-    "render_markdown",
-    "resolve_checkpoint_dir",
-    "run",
-    "training_split_args",
-    "write_outputs",
-]
+from lerobot_world.offline.results_md import render_markdown
+from lerobot_world.offline.scoring import CheckpointEval
+from lerobot_world.outputs import staged_dir
+from lerobot_world.vocabulary import CORRUPTIONS
 
 RESULTS_FORMAT = "lerobot_world.eval_offline/1"
 RESULT_FILES = ("results.json", "results.md")
@@ -130,18 +102,6 @@ class EvalOfflineConfig:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise EvalOfflineError(f"--device={name} but CUDA is not available here; expected cpu or auto")
-    if name.split(":")[0] not in ("cpu", "cuda", "mps"):
-        raise EvalOfflineError(f"--device={name} is not a torch device; expected auto, cpu or cuda[:N]")
-    return name
-
-
 def _check_output_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise EvalOfflineError(f"--output_dir={out} exists and is not a directory")
@@ -167,19 +127,6 @@ def _action_names(meta, n: int) -> list[str]:
     return [str(x) for x in names]
 
 
-def _open_meta(repo_id: str, root: str | None):
-    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
-
-    root_p = Path(root).expanduser() if root else None
-    if root_p is not None and not (root_p / "meta" / "info.json").is_file():
-        raise EvalOfflineError(f"--dataset.root={root} is not a LeRobot dataset (no meta/info.json there)")
-    try:
-        return LeRobotDatasetMetadata(repo_id, root=root_p)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EvalOfflineError(f"could not open dataset {repo_id!r} (root {root}): {first}") from None
-
-
 def evaluate(cfg: EvalOfflineConfig, command: str = "") -> tuple[dict, str]:
     """Run the whole evaluation; returns (results dict, markdown). Bad input -> EvalOfflineError.
 
@@ -194,7 +141,7 @@ def evaluate(cfg: EvalOfflineConfig, command: str = "") -> tuple[dict, str]:
     ckpts = [load_checkpoint(p) for p in cfg.policy.path]
     if len({c.path for c in ckpts}) != len(ckpts):
         raise EvalOfflineError("the same checkpoint was passed twice in --policy.path")
-    _names(ckpts)
+    name_checkpoints(ckpts)
 
     import torch
     from lerobot.datasets.factory import resolve_delta_timestamps
@@ -203,14 +150,14 @@ def evaluate(cfg: EvalOfflineConfig, command: str = "") -> tuple[dict, str]:
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
 
     first_ds = (ckpts[0].train_config or {}).get("dataset", {})
     repo_id = cfg.dataset.repo_id or first_ds.get("repo_id")
     root = cfg.dataset.root if cfg.dataset.repo_id else (cfg.dataset.root or first_ds.get("root"))
     if not repo_id:
         raise EvalOfflineError("--dataset.repo_id is required (the checkpoint records no training dataset)")
-    meta = _open_meta(repo_id, root)
+    meta = open_metadata(repo_id, root)
     notes: list[str] = []
     for c in ckpts:
         trained_on = (c.train_config or {}).get("dataset", {}).get("repo_id")
@@ -218,7 +165,7 @@ def evaluate(cfg: EvalOfflineConfig, command: str = "") -> tuple[dict, str]:
             notes.append(f"{c.name} was trained on dataset {trained_on!r}, evaluated here on {repo_id!r}.")
 
     torch.manual_seed(cfg.seed)
-    evals = [CheckpointEval(c, cfg, meta, device) for c in ckpts]
+    evals = [CheckpointEval(c, meta, device, cfg.world_tokens, cfg.eval_split) for c in ckpts]
     heldouts = {tuple(e.split.heldout) for e in evals}
     if len(heldouts) > 1:
         notes.append("The checkpoints hold out different episodes: their numbers are not on the same frames.")
@@ -270,7 +217,7 @@ def evaluate(cfg: EvalOfflineConfig, command: str = "") -> tuple[dict, str]:
         wall = time.perf_counter() - t_start
         forward = sum(e.forward_s for e in members)
         n_frames = len(ds)
-        passes = 1 + len(MODES)
+        passes = 1 + len(CORRUPTIONS)
         t = {
             "checkpoints": [e.ckpt.name for e in members],
             "device": device,
@@ -356,20 +303,10 @@ def evaluate(cfg: EvalOfflineConfig, command: str = "") -> tuple[dict, str]:
 
 
 def write_outputs(out: Path, results: dict, markdown: str) -> None:
-    """Write both files to a private temp dir beside/inside ``out`` and move them into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".eval_offline-", dir=out if out.is_dir() else out.parent))
-    try:
-        (tmp / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (tmp / "results.md").write_text(markdown)
-        if not out.exists():
-            tmp.rename(out)
-            return
-        for name in RESULT_FILES:  # replace earlier results (checked by _check_output_dir)
-            os.replace(tmp / name, out / name)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    """Both files appear together, replacing earlier results (_check_output_dir allows only those there)."""
+    with staged_dir(out) as staged:
+        (staged.path / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (staged.path / "results.md").write_text(markdown)
 
 
 def run(cfg: EvalOfflineConfig, command: str = "") -> Path:
@@ -406,16 +343,9 @@ def _merge_policy_paths(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import draccus
-
     argv = list(sys.argv[1:] if argv is None else argv)
     command = "lerobot-world eval-offline " + shlex.join(argv)
-    cfg = draccus.parse(EvalOfflineConfig, args=_merge_policy_paths(argv))
-    try:
-        out = run(cfg, command)
-    except EvalOfflineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    out = run_command(lambda: run(parse_config(EvalOfflineConfig, _merge_policy_paths(argv)), command))
     print(f"eval-offline results written to {out / 'results.json'} and {out / 'results.md'}")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from lerobot_world.world_tokenizer import WorldTokenizer, perplexity
+from lerobot_world.tokens.tokenizer import WorldTokenizer, perplexity
 
 TABLE_FORMAT = "lerobot_world.token_table/1"
 META_FILE, TOKENS_FILE, SPEC_FILE, WEIGHTS_FILE = "meta.json", "tokens.parquet", "tokenizer_spec.json", "tokenizer.safetensors"
@@ -197,7 +197,7 @@ class WorldTokenTable:
 def write_table(
     out_dir: Path, tokenizer: WorldTokenizer, index: torch.Tensor, episode_index: torch.Tensor, tokens: torch.Tensor, meta: dict
 ) -> None:
-    """Write the four table files into ``out_dir`` (an empty, private temp dir: see tokenize_cli)."""
+    """Write the four table files into ``out_dir`` (an empty, private temp dir: see lerobot_world.tokens.tokenize)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from safetensors.torch import save_file

@@ -13,17 +13,15 @@ Example:
 """
 
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lerobot_world.errors import UserError, fail, parse_config, run_command
+from lerobot_world.outputs import staged_dir
 from lerobot_world.splits import DEFAULT_EVAL_SPLIT, DatasetArgs
-
-DEFAULT_IMAGE_KEY = "observation.images.image"
+from lerobot_world.vocabulary import AGENT_KEY
 
 
 @dataclass
@@ -37,7 +35,7 @@ class TokenizeConfig:
     # Codebook size V.
     vocab_size: int = 256
     # Camera whose frames are tokenized.
-    image_key: str = DEFAULT_IMAGE_KEY
+    image_key: str = AGENT_KEY
     # Held-out fraction per task (lerobot_world.splits); the codebook is fitted on the rest.
     eval_split: float = DEFAULT_EVAL_SPLIT
     # Seed of the k-means initialisation (same seed + same data -> same table).
@@ -152,12 +150,12 @@ def encode_frames(ds, key: str, encoder, device, batch_size: int, num_workers: i
 
 
 def _fail(msg: str):
-    raise ValueError(msg)
+    raise UserError(msg)
 
 
 def _check_output_dir(out: Path, settings: dict, fingerprint: str, repo_id: str) -> bool:
     """True if ``out`` already holds this exact table; ValueError if it holds anything else."""
-    from lerobot_world.token_table import META_FILE, TABLE_FILES
+    from lerobot_world.tokens.table import META_FILE, TABLE_FILES
 
     if not out.exists():
         return False
@@ -189,10 +187,11 @@ def tokenize(cfg: TokenizeConfig) -> Path:
     """Run the whole pipeline; returns the table directory. Bad input -> ValueError (one sentence)."""
     import torch
 
-    from lerobot_world.kmeans import kmeans_fit, resolve_device
+    from lerobot_world.devices import resolve_device
     from lerobot_world.splits import split_dataset
-    from lerobot_world.token_table import dataset_fingerprint, token_stats, write_table
-    from lerobot_world.world_tokenizer import WorldTokenizer, make_encoder, resolve_encoder_name
+    from lerobot_world.tokens.kmeans import kmeans_fit
+    from lerobot_world.tokens.table import dataset_fingerprint, token_stats, write_table
+    from lerobot_world.tokens.tokenizer import WorldTokenizer, make_encoder, resolve_encoder_name
 
     # --- cheap checks first: nothing is decoded or loaded before the inputs are known good --------
     if not cfg.output_dir:
@@ -204,18 +203,13 @@ def tokenize(cfg: TokenizeConfig) -> Path:
     if cfg.batch_size < 1 or cfg.num_workers < 0 or cfg.kmeans_iters < 1:
         _fail(f"--batch_size, --kmeans_iters must be >= 1 and --num_workers >= 0, got {cfg.batch_size}, {cfg.kmeans_iters}, {cfg.num_workers}")
     resolve_encoder_name(cfg.encoder)  # unknown encoder -> ValueError before any work
-    device = resolve_device(cfg.device)
+    device = torch.device(resolve_device(cfg.device))
     out = Path(cfg.output_dir).expanduser().resolve()
 
-    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+    from lerobot_world.dataset import open_metadata
 
     root = Path(cfg.dataset.root).expanduser() if cfg.dataset.root else None
-    if root is not None and not (root / "meta" / "info.json").is_file():
-        _fail(f"--dataset.root={root} is not a LeRobot dataset (no meta/info.json there)")
-    try:
-        meta = LeRobotDatasetMetadata(cfg.dataset.repo_id, root=root)
-    except Exception as e:
-        _fail(f"could not open dataset {cfg.dataset.repo_id!r} (root {root}): {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
+    meta = open_metadata(cfg.dataset.repo_id, root)
     cameras = list(meta.camera_keys)
     if cfg.image_key not in cameras:
         _fail(f"--image_key={cfg.image_key!r} is not a camera of dataset {cfg.dataset.repo_id}; expected one of {cameras}")
@@ -285,19 +279,13 @@ def tokenize(cfg: TokenizeConfig) -> Path:
         },
         "stats": stats,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write_table(tmp, tokenizer, index, episode_index, tokens, table_meta)
+    with staged_dir(out) as staged:
+        write_table(staged.path, tokenizer, index, episode_index, tokens, table_meta)
         if out.exists():  # re-check right before the move: only an empty dir may be replaced
             if _check_output_dir(out, settings, fingerprint, cfg.dataset.repo_id):
-                shutil.rmtree(tmp)
+                staged.discard()
                 return out
             out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _print_summary(out, table_meta, t_encode, t_kmeans, n)
     return out
 
@@ -320,14 +308,11 @@ def _print_summary(out: Path, m: dict, t_encode: float, t_kmeans: float, n: int)
 
 
 def main(argv: list[str] | None = None) -> None:
-    import draccus
-
-    cfg = draccus.parse(TokenizeConfig, args=sys.argv[1:] if argv is None else argv)
+    cfg = run_command(parse_config, TokenizeConfig, sys.argv[1:] if argv is None else argv)
     try:
         tokenize(cfg)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except (UserError, ValueError) as e:  # ValueError: the table, split and tokenizer checks name the bad input
+        fail(str(e))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
 
-VARIANTS = ("A", "B", "C", "C_no_world_input")
+from lerobot_world.errors import UserError
+from lerobot_world.vocabulary import VARIANTS
 
 
-class WorldVLAConfigError(Exception):
-    """A bad world_vla setting. Deliberately not a ValueError: draccus replaces the message of a
+class WorldVLAConfigError(UserError):
+    """A bad world_vla setting. Not a ValueError (see lerobot_world.errors): draccus replaces the message of a
     ValueError raised while parsing `--policy.*` flags with a generic one, but shows this one."""
 
 

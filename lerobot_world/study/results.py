@@ -24,11 +24,14 @@ commands.sh), so the files and a report made from them do not name the cache's a
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
 from pathlib import Path
+
+from lerobot_world.dataset import dataset_root
+from lerobot_world.errors import UserError
+from lerobot_world.outputs import staged_dir, write_text_atomic
 
 FORMAT = "lerobot_world.study_results/1"
 MARKER = "complete.json"
@@ -43,7 +46,7 @@ VIDEO_STAGE = "eval_sim"
 STAGE_LINE = "# stage: "
 
 
-class StudyResultsError(ValueError):
+class StudyResultsError(UserError):
     """A results tree that cannot be used as it is; the message names the file and what was expected."""
 
 
@@ -58,13 +61,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def portable(text: str, output_root: Path, home: bool = False) -> str:
@@ -232,12 +228,10 @@ def export_run(
     if missing:
         raise StudyResultsError(f"run {name} is not finished (stage {missing[0]} is not done); it is not exported.")
     dest = run_results_dir(results_dir, name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(f".{name}.export-*"):  # left by a runner that was killed mid-export
+    for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # left by a runner that was killed mid-export
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = dest.parent / f".{name}.export-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with staged_dir(dest) as staged:  # an earlier, unfinished copy (no valid marker) is replaced whole
+        tmp = staged.path
         state = json.loads((run_dir / "state.json").read_text())
         (tmp / "state.json").write_text(portable(json.dumps(state, indent=2), output_root) + "\n")
         shutil.copyfile(run_dir / COMMANDS_FILE, tmp / COMMANDS_FILE)
@@ -265,26 +259,12 @@ def export_run(
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         marker = {"format": FORMAT, "run": name, "stages": ["train", *stages], "plan": spec, "files": files}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-        if dest.exists():  # an earlier, unfinished copy (no valid marker): replaced whole
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
 # ----------------------------------------------------------------------------------------------------
 # the dataset
 # ----------------------------------------------------------------------------------------------------
-
-
-def dataset_root(repo_id: str, root: str | None) -> Path:
-    if root:
-        return Path(root).expanduser()
-    from lerobot.utils.constants import HF_LEROBOT_HOME
-
-    return Path(HF_LEROBOT_HOME) / repo_id
 
 
 def dataset_record(repo_id: str, root: str | None) -> dict:
@@ -295,18 +275,17 @@ def dataset_record(repo_id: str, root: str | None) -> dict:
             f"dataset.root={root or path} has no meta/info.json; expected the study's LeRobotDataset on disk "
             "(results_dir records its fingerprint)."
         )
-    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+    from lerobot_world.dataset import open_metadata
+    from lerobot_world.tokens.table import dataset_fingerprint
 
-    from lerobot_world.token_table import dataset_fingerprint
-
-    meta = LeRobotDatasetMetadata(repo_id, root=path)
+    meta = open_metadata(repo_id, path, flag="dataset.root")
     tasks = meta.tasks
     task_list = [str(t) for t in tasks.sort_values("task_index").index] if hasattr(tasks, "sort_values") else list(tasks)
     record = {
         "repo_id": repo_id,
         "root": root,
         "fingerprint": dataset_fingerprint(meta),
-        "fingerprint_of": "lerobot_world.token_table.dataset_fingerprint (info.json counts/features + data/ and videos/ bytes)",
+        "fingerprint_of": "lerobot_world.tokens.table.dataset_fingerprint (info.json counts/features + data/ and videos/ bytes)",
         "total_episodes": int(meta.total_episodes),
         "total_frames": int(meta.total_frames),
         "fps": int(meta.fps),
@@ -355,21 +334,3 @@ def check_dataset(results_dir: Path, repo_id: str, root: str | None) -> tuple[di
     return record, True
 
 
-__all__ = [
-    "COMMANDS_FILE",
-    "DATASET_FILE",
-    "MARKER",
-    "StudyResultsError",
-    "append_command",
-    "check_dataset",
-    "commands_header",
-    "dataset_record",
-    "export_run",
-    "load_marker",
-    "output_dir_word",
-    "plan_difference",
-    "portable",
-    "read_commands",
-    "shell_line",
-    "write_text_atomic",
-]

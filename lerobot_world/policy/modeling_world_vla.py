@@ -27,19 +27,18 @@ from collections import deque
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torch import Tensor, nn
-
 from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACT, ACTTemporalEnsembler
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
+from torch import Tensor, nn
 
-from lerobot_world.configuration_world_vla import WorldVLAConfig
-from lerobot_world.hub import WorldModelCardMixin
+from lerobot_world.policy.configuration_world_vla import WorldVLAConfig
+from lerobot_world.policy.hub import WorldModelCardMixin
+from lerobot_world.vocabulary import CORRUPTIONS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CORRUPTIONS = ("random", "shuffle", "mask")
 # Context windows of the training episodes kept in a C checkpoint for the "shuffle" corruption.
 CORRUPTION_BANK_SIZE = 1024
 
@@ -261,7 +260,7 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         if self._table is not None and config.uses_world_input:
             self._fill_corruption_bank()
         if config.needs_world_tokenizer:
-            from lerobot_world.world_tokenizer import WorldTokenizer
+            from lerobot_world.tokens.tokenizer import WorldTokenizer
 
             tokenizer = (
                 table_tokenizer
@@ -294,7 +293,7 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
     def _attach_table(self, dataset_meta):
         """Load the token table, check it against the dataset and fill the config's world fields.
         Returns the table's tokenizer (built once: for a pretrained encoder that loads a model)."""
-        from lerobot_world.token_table import WorldTokenTable
+        from lerobot_world.tokens.table import WorldTokenTable
 
         cfg = self.config
         if not cfg.world_tokens:

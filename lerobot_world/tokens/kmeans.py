@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lerobot_world.devices import resolve_device
+
 
 @dataclass
 class KMeansResult:
@@ -21,13 +23,6 @@ class KMeansResult:
     n_iter: int
     converged: bool
     n_reseeded: int  # empty clusters re-seeded over the whole fit
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """'auto' (or None) -> cuda when available, else cpu."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _sq_dists(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor) -> torch.Tensor:
@@ -137,7 +132,7 @@ def kmeans_fit(
     n, dim = x.shape
     if not 1 <= k <= n:
         raise ValueError(f"k-means needs 1 <= k <= number of points, got k={k} for {n} points")
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     x = x.to(device=dev, dtype=torch.float32).contiguous()
     gen = torch.Generator().manual_seed(seed)
     # k-means++ on a subsample (its k sequential steps each touch every sample point; a few

@@ -9,10 +9,9 @@ raw [0, 1] camera image (VISUAL normalization is IDENTITY), with the tokenizer s
 from typing import Any
 
 import torch
-
 from lerobot.processor import PolicyAction, PolicyProcessorPipeline, make_default_pre_post_processors
 
-from lerobot_world.configuration_world_vla import WorldVLAConfig
+from lerobot_world.policy.configuration_world_vla import WorldVLAConfig
 
 
 def make_world_vla_pre_post_processors(
