@@ -320,6 +320,47 @@ def test_train_status_from_checkpoints(tmp_path):
     assert train_status(plan, run) == "done"
 
 
+def test_resumed_training_scores_its_saved_checkpoints_before_it_continues(tmp_path, monkeypatch):
+    """A study spanning work sessions: the earlier checkpoints a killed training saved are evaluated before the
+    training resumes (the success-vs-budget curve grows session by session); later ones after it."""
+    from lerobot_world.study import matrix
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    plan = matrix.make_plan(matrix.load_config(_write(tmp_path / "m.yaml", STAGES_YAML), ["--results_dir=null"]))
+    run = plan.runs[0]  # A: eval_offline, eval_sim, eval_offline_step4, eval_sim_step4, eval_sim_step8
+    train = run.dir(plan.root) / "train"
+
+    def save(step):  # what LeRobot leaves on disk: the checkpoint, then `last` moved to it
+        d = train / "checkpoints" / f"{step:06d}"
+        (d / "training_state").mkdir(parents=True, exist_ok=True)
+        (d / "pretrained_model").mkdir(exist_ok=True)
+        (d / "pretrained_model" / "config.json").write_text("{}")
+        (d / "training_state" / "training_step.json").write_text(json.dumps({"step": step}))
+        last = train / "checkpoints" / "last"
+        last.unlink(missing_ok=True)
+        last.symlink_to(d.name)
+
+    save(4)
+    (train / "checkpoints" / "000008" / "pretrained_model").mkdir(parents=True)  # half-saved when killed
+    (train / "checkpoints" / "000008" / "pretrained_model" / "config.json").write_text("{}")
+    order = []
+
+    def fake_run(self, cmd, log_path, env_extra=None):
+        if cmd[0] == "lerobot-train":
+            order.append("train")
+            save(8)
+            save(12)
+        else:
+            order.append(Path(log_path).stem)
+        return 0
+
+    monkeypatch.setattr(matrix.Runner, "_run", fake_run)
+    matrix.Runner(plan).run_one(run)
+    assert order == ["eval_offline_step4", "eval_sim_step4", "train", "eval_offline", "eval_sim", "eval_sim_step8"]
+    assert all((run.dir(plan.root) / s / matrix.DONE).is_file() for s in order if s != "train")
+
+
 # ------------------------------------------------------------------------------------------------
 # slow: a real matrix, killed in the middle, resumed (issue 6 Must-show 2)
 # ------------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ Why it is built this way:
   every run that needs it (tokenize itself is idempotent on an identical table).
 - Resumable at every level: a finished stage has a `.matrix_done` marker and is skipped; a training
   with a checkpoint short of its steps resumes through LeRobot's own
-  `--config_path=.../train_config.json --resume=true`; a training that died before its first checkpoint
-  is restarted from scratch (LeRobot refuses an existing output_dir otherwise).
+  `--config_path=.../train_config.json --resume=true`, after the earlier checkpoints it already saved are
+  evaluated (so a study spanning work sessions grows its success-vs-budget curve as it goes); a training
+  that died before its first checkpoint is restarted from scratch (LeRobot refuses an existing output_dir).
 - Order: seed 0 of every arm first (the headline comparison exists as early as possible), then the
   other seeds, then the sweeps.
 - On CPU runs are sequential (DESIGN §6: two trainings on 2 cores are each ~10x slower); on one GPU,
@@ -764,6 +765,15 @@ class Runner:
             # The shared table this run reads (made once; tokenize is idempotent on an identical table).
             self._record(run, "table", plan.tokenize_command(table_key, plan.tables[table_key]))
         status = train_status(plan, run)
+        if status == "resume":
+            # Earlier checkpoints this training already saved are scored before it continues, so a study that
+            # spans work sessions learns its success-vs-budget curve as it goes (same commands, same folders).
+            # A checkpoint is complete once `last` has reached its step (LeRobot moves `last` after the save).
+            saved = checkpoint_step(run_dir / "train")
+            for stage, cmd, ckpt in plan.stages(run):
+                step = ckpt.parent.name
+                if step.isdigit() and int(step) <= saved and (ckpt / "config.json").is_file():
+                    self._run_stage(run, stage, cmd, ckpt)
         if status == "done":
             self.log(f"{run.name}: train done (step {checkpoint_step(run_dir / 'train')}), skipped")
         else:
@@ -788,26 +798,7 @@ class Runner:
             self.log(f"{run.name}: trained in {time.time() - start:.0f} s")
         stages = plan.stages(run)
         for stage, cmd, ckpt in stages:
-            stage_dir = run_dir / stage
-            if (stage_dir / DONE).is_file():
-                self.log(f"{run.name}: {stage} done, skipped")
-                continue
-            if stage_dir.exists():
-                shutil.rmtree(stage_dir)  # a partial stage must never look complete
-            if not (ckpt / "config.json").is_file():
-                raise MatrixError(f"run {run.name}: stage {stage} needs the checkpoint {ckpt}, which this training did "
-                                  "not save (check save_freq, or delete the run's train/ folder to retrain it).")
-            self.log(f"{run.name}: {stage}")
-            write_state(plan, run, status=stage, stage=(stage, {"command": _shell(cmd)}))
-            self._record(run, stage, cmd)
-            start = time.time()
-            rc = self._run(cmd, run_dir / f"{stage}.log")
-            if rc != 0:
-                write_state(plan, run, status="failed", stage=(stage, {"returncode": rc}))
-                raise MatrixError(f"run {run.name}: {stage} exited {rc}; see {run_dir / (stage + '.log')}.")
-            stage_dir.mkdir(parents=True, exist_ok=True)
-            (stage_dir / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
-            write_state(plan, run, stage=(stage, {"returncode": 0, "seconds": round(time.time() - start, 1)}))
+            self._run_stage(run, stage, cmd, ckpt)
         write_state(plan, run, status="done")
         if plan.results_dir is not None:
             try:
@@ -816,6 +807,30 @@ class Runner:
             except StudyResultsError as e:
                 raise MatrixError(str(e)) from None
             self.log(f"{run.name}: exported to {dest}")
+
+    def _run_stage(self, run: Run, stage: str, cmd: list[str], ckpt: Path) -> None:
+        """One evaluation stage into <run>/<stage>/, marked done only when its command succeeded."""
+        plan, run_dir = self.plan, run.dir(self.plan.root)
+        stage_dir = run_dir / stage
+        if (stage_dir / DONE).is_file():
+            self.log(f"{run.name}: {stage} done, skipped")
+            return
+        if stage_dir.exists():
+            shutil.rmtree(stage_dir)  # a partial stage must never look complete
+        if not (ckpt / "config.json").is_file():
+            raise MatrixError(f"run {run.name}: stage {stage} needs the checkpoint {ckpt}, which this training did "
+                              "not save (check save_freq, or delete the run's train/ folder to retrain it).")
+        self.log(f"{run.name}: {stage}")
+        write_state(plan, run, status=stage, stage=(stage, {"command": _shell(cmd)}))
+        self._record(run, stage, cmd)
+        start = time.time()
+        rc = self._run(cmd, run_dir / f"{stage}.log")
+        if rc != 0:
+            write_state(plan, run, status="failed", stage=(stage, {"returncode": rc}))
+            raise MatrixError(f"run {run.name}: {stage} exited {rc}; see {run_dir / (stage + '.log')}.")
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        (stage_dir / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
+        write_state(plan, run, stage=(stage, {"returncode": 0, "seconds": round(time.time() - start, 1)}))
 
     def _progress(self, stop: threading.Event, total: int) -> None:
         while not stop.wait(self.plan.cfg.progress_every_s):
