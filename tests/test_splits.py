@@ -23,7 +23,7 @@ def _lerobot_split(monkeypatch, tasks: list[str], eval_split: float) -> tuple[li
     monkeypatch.setattr(factory, "resolve_delta_timestamps", lambda *a, **k: None)
     monkeypatch.setattr(factory, "LeRobotDataset", lambda *a, episodes, **k: asked.append(sorted(episodes)) or episodes)
     dataset = SimpleNamespace(eval_split=eval_split, repo_id="local/x", root=None, revision=None, video_backend=None,
-                              image_transforms=SimpleNamespace(enable=False))
+                              image_transforms=SimpleNamespace(enable=False), use_imagenet_stats=False)
     factory.make_train_eval_datasets(SimpleNamespace(dataset=dataset, trainable_config=None, tolerance_s=1e-4))
     train, heldout = asked
     return train, heldout
