@@ -31,8 +31,8 @@ def test_parse_task_ids():
 def test_bad_flags_are_one_sentence(flags, match, capsys):
     with pytest.raises(SystemExit) as exc:
         demos.main(flags)
-    msg = str(exc.value.code)
-    assert msg.startswith("error:") and match in msg and "\n" not in msg
+    msg = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and msg.startswith("error:") and match in msg and "\n" not in msg
 
 
 def test_default_init_is_seeded_random_placement():
@@ -46,10 +46,10 @@ def test_default_init_is_seeded_random_placement():
     assert demos._job_pool(cfg, n_inits=50) == [48, 49]
 
 
-def test_existing_output_dir_refused(tmp_path):
+def test_existing_output_dir_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         demos.main([f"--output_dir={tmp_path}"])
-    assert "already exists" in str(exc.value.code)
+    assert exc.value.code == 2 and "already exists" in capsys.readouterr().err
 
 
 def test_summary_and_wilson():

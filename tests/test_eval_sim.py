@@ -272,19 +272,22 @@ def test_video_frames_roundtrip(tmp_path):
     assert back[2, 60:200, 10:100].mean() > 200 and back[2, 60:200, 130:200].mean() < 30
 
 
-def test_bad_cli_input_is_one_clear_sentence(tmp_path):
+def test_bad_cli_input_is_one_clear_sentence(tmp_path, capsys):
     from eval_sim.evaluate import main
 
-    with pytest.raises(SystemExit) as e:
-        main([f"--policy.path={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'o'}"])
-    assert "does not exist" in str(e.value) and "nope" in str(e.value)
+    def error(argv) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+        return err
+
+    err = error([f"--policy.path={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'o'}"])
+    assert "does not exist" in err and "nope" in err
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit) as e:
-        main([f"--policy.path={tmp_path / 'empty'}", f"--output_dir={tmp_path / 'o'}"])
-    assert "no config.json" in str(e.value)
-    with pytest.raises(SystemExit) as e:
-        main([f"--output_dir={tmp_path / 'o'}"])
-    assert "--policy.path" in str(e.value)
+    assert "no config.json" in error([f"--policy.path={tmp_path / 'empty'}", f"--output_dir={tmp_path / 'o'}"])
+    assert "--policy.path" in error([f"--output_dir={tmp_path / 'o'}"])
     assert not (tmp_path / "o").exists()
 
 

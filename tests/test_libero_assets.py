@@ -105,7 +105,8 @@ def test_cli_verify_reports_the_file(link_tree, entries, capsys):
     (link_tree / victim.path).unlink()
     with pytest.raises(SystemExit) as exc:
         la.main(["verify", f"--assets_dir={link_tree}"])
-    assert victim.path in str(exc.value.code) and str(exc.value.code).startswith("error:")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and victim.path in err and err.startswith("error:")
 
 
 def test_bad_manifest_line_is_one_error(tmp_path):

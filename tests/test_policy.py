@@ -122,6 +122,7 @@ PRE_LAYOUT_COMMIT = "89d9a2d3d9621835cead6460df4391d07d5f8026"
 NEW_MODELING = "lerobot_world.policy.modeling_world_vla"
 
 
+@pytest.mark.slow  # trains with the old code in a subprocess (~2 min)
 def test_checkpoint_saved_by_the_code_before_the_layout_move_loads_and_acts(toy_dataset_root, toy_world_table, tmp_path):
     """Train C with the pre-move code (git archive of PRE_LAYOUT_COMMIT on PYTHONPATH, so lerobot-train's plugin
     discovery imports it), then load and act with today's code in a fresh process through LeRobot alone."""
@@ -138,7 +139,7 @@ def test_checkpoint_saved_by_the_code_before_the_layout_move_loads_and_acts(toy_
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True, timeout=60)
     env = {**os.environ, "PYTHONPATH": str(old)}
     probe = subprocess.run([sys.executable, "-c", "import lerobot_world.modeling_world_vla as m; print(m.__file__)"],
-                           capture_output=True, text=True, timeout=120, env=env)
+                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert probe.returncode == 0 and probe.stdout.strip().startswith(str(old)), probe.stderr[-2000:]
 
     run = tmp_path / "old_run"

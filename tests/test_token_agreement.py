@@ -184,7 +184,7 @@ def test_markdown_and_paragraph_show_the_policy_numbers():
     md = results_md.render_markdown(r)
     assert "## World prediction along the demonstrated states: policy C" in md
     assert "| 0 | train | model | 1.000 | 0.500 | 0.750 |" in md and "| 0 | train | copy | 1.000 | 0.000 | 0.500 |" in md
-    assert "| 3 | held-out | model | 0.000 | - | 0.000 |" in md
+    assert "| 3 | held-out | model | 0.000 | — | 0.000 |" in md  # the one missing-value mark
     assert "| all |  | model | 0.667 | 0.500 | 0.583 |" in md and "| pairs | | | 3 | 2 | 5 |" in md
     assert "on 6/6 frames" in md
     # without a policy: no policy section, no policy sentence
