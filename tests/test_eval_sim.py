@@ -587,7 +587,7 @@ def _check_common_outputs(r: dict, out: Path, policy_type: str):
 
 
 @pytest.mark.slow
-def test_act_checkpoint_through_eval_sim(act_checkpoint, tmp_path):
+def test_act_checkpoint_through_eval_sim(act_checkpoint, tmp_path, capsys):
     out = tmp_path / "act_eval"
     r = _eval_sim(act_checkpoint, out)
     ep = _check_common_outputs(r, out, "act")
@@ -598,10 +598,12 @@ def test_act_checkpoint_through_eval_sim(act_checkpoint, tmp_path):
     # a world corruption on a policy without world input is refused, and nothing is written
     from eval_sim.evaluate import main
 
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main([f"--policy.path={act_checkpoint}", "--env.task=libero_object", "--env.task_ids=[0]",
               "--corruption=shuffle", f"--output_dir={tmp_path / 'no'}"])
-    assert "world_vla" in str(e.value) and "'act'" in str(e.value)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "world_vla" in err and "'act'" in err
     assert not (tmp_path / "no").exists()
 
 
@@ -647,20 +649,26 @@ def test_async_envs_and_two_suites_give_the_same_episodes(world_vla_checkpoint, 
 
 
 @pytest.mark.slow
-def test_bad_suite_and_task_id_are_one_sentence(act_checkpoint, tmp_path):
+def test_bad_suite_and_task_id_are_one_sentence(act_checkpoint, tmp_path, capsys):
     from eval_sim.evaluate import main
 
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main([f"--policy.path={act_checkpoint}", "--env.task=libero_nope", f"--output_dir={tmp_path / 'a'}"])
-    assert "unknown LIBERO suite" in str(e.value) and "libero_object" in str(e.value)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "unknown LIBERO suite" in err and "libero_object" in err
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main([f"--policy.path={act_checkpoint}", "--env.task=libero_object", "--env.task_ids=[10]",
               f"--output_dir={tmp_path / 'b'}"])
-    assert "10" in str(e.value) and "0..9" in str(e.value)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "10" in err and "0..9" in err
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main([f"--policy.path={act_checkpoint}", "--env.task=libero_object", "--env.task_ids=[0]",
               "--init_state_start=45", "--n_episodes_per_task=10", f"--output_dir={tmp_path / 'c'}"])
-    assert "init states" in str(e.value)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "init states" in err
     assert not any(tmp_path.iterdir())
 
 
