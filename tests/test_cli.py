@@ -13,7 +13,7 @@ NOPE = "/nonexistent/lerobot-world-test"
 
 # command -> (argv after the command name, a phrase the sentence must contain)
 BAD_INPUT = {
-    "tokenize": ([f"--dataset.repo_id=local/x", f"--dataset.root={NOPE}", "--output_dir=OUT"], "is not a LeRobot dataset"),
+    "tokenize": (["--dataset.repo_id=local/x", f"--dataset.root={NOPE}", "--output_dir=OUT"], "is not a LeRobot dataset"),
     "eval-offline": ([f"--policy.path={NOPE}", "--output_dir=OUT"], NOPE),
     "report": ([], "give at least one run or matrix directory"),
     "matrix": ([f"--config={NOPE}.yaml"], "does not exist"),
