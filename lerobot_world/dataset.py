@@ -8,7 +8,7 @@ dataset of the tests copies.
 
 from pathlib import Path
 
-from lerobot_world.errors import UserError
+from lerobot_world.errors import UserError, first_line
 from lerobot_world.vocabulary import AGENT_KEY, WRIST_KEY
 
 
@@ -31,7 +31,7 @@ def open_metadata(repo_id: str, root: str | Path | None, flag: str = "--dataset.
     try:
         return LeRobotDatasetMetadata(repo_id, root=path)
     except Exception as e:  # noqa: BLE001 - LeRobot/Hub errors vary; the first line names the cause
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise UserError(f"could not open dataset {repo_id!r} ({flag}={root}): {first}") from None
 
 

@@ -17,6 +17,13 @@ class UserError(Exception):
     """Bad input (a flag, a path, a config file, a dataset that does not fit): one sentence, exit 2."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): a library's multi-line
+    error folded into one sentence."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def fail(message: str) -> NoReturn:
     """Print `error: <message>` on stderr and exit with EXIT_USER_ERROR."""
     print(f"error: {message}", file=sys.stderr)
@@ -40,5 +47,4 @@ def parse_config(config_class, args: list[str]):
     try:
         return draccus.parse(config_class=config_class, args=args)
     except DraccusException as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"bad flag value: {first}") from None
+        raise UserError(f"bad flag value: {first_line(e)}") from None

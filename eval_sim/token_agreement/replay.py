@@ -10,6 +10,7 @@ import numpy as np
 from eval_sim.token_agreement.compare import compare_episode, world_summary
 from eval_sim.token_agreement.config import TokenAgreementConfig, TokenAgreementError
 from eval_sim.token_agreement.inputs import Inputs, check_tokenizer_state
+from lerobot_world.errors import first_line
 
 
 def _to_uint8_grid(images) -> np.ndarray:
@@ -145,7 +146,7 @@ def load_observer(cfg: TokenAgreementConfig, inp: Inputs, table_tokenizer) -> Po
     except EvalSimError as e:
         raise TokenAgreementError(str(e).rstrip(".")) from None
     except Exception as e:  # noqa: BLE001 - one sentence for the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise TokenAgreementError(f"--policy.path={cfg.policy.path} could not be loaded as a policy ({first})") from None
     tok = getattr(loaded.policy, "world_tokenizer", None)
     if tok is None:

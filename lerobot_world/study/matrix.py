@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from lerobot_world.errors import UserError, fail
+from lerobot_world.errors import UserError, fail, first_line
 from lerobot_world.outputs import write_text_atomic
 from lerobot_world.study import results as study_results
 from lerobot_world.study.presets import (
@@ -232,7 +232,7 @@ def load_config(path: str | Path, args: list[str] | None = None) -> MatrixConfig
         with draccus.config_type(kind):
             cfg = draccus.parse(MatrixConfig, config_path=str(path), args=args or [])
     except DraccusException as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise MatrixError(f"--config={path}: {first}") from None
     cfg.overrides = {k: _parse_scalar(v) for k, v in cfg.overrides.items()}
     if cfg.dataset.root:  # commands get no shell: expand ~ here; a relative root stays relative to the cwd

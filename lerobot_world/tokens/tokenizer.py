@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lerobot_world.errors import first_line
+
 SPEC_FORMAT = "lerobot_world.world_tokenizer/1"
 OFFLINE_ENCODER = "pixel_pca"
 # Short names for the pretrained encoders users ask for most.
@@ -227,7 +229,7 @@ class HFVisionEncoder(ImageEncoder):
             model_cls = MODEL_MAPPING[type(vcfg)]
             model = model_cls.from_pretrained(name)
         except Exception as e:  # OSError offline / not found, HFValidationError, KeyError, ...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise ValueError(
                 f"could not load pretrained encoder {name!r} ({first}); without network access use "
                 f"--encoder={OFFLINE_ENCODER} or a local directory saved with save_pretrained"
