@@ -788,6 +788,15 @@ def calibration_section(estimates: dict) -> list[str]:
                     "MSE (norm.) [95% CI]"], rows), ""]
 
 
+def _save_figure(fig, path: Path) -> None:
+    """Every report plot is written the same way (tight layout, 120 dpi) and its figure freed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def calibration_plot(estimates: dict, out_dir: Path) -> str | None:
     if not estimates:
         return None
@@ -816,9 +825,7 @@ def calibration_plot(estimates: dict, out_dir: Path) -> str | None:
             ax.set_ylabel("held-out action MSE (norm.)")
             ax.set_title("Offline MSE vs training steps (95% CI)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "calibration.png", dpi=120)
-    plt.close(fig)
+    _save_figure(fig, out_dir / "calibration.png")
     return "calibration.png"
 
 
@@ -1007,9 +1014,7 @@ def plots(runs: list[RunRecord], out_dir: Path) -> list[str]:
         ax.set_xlabel("horizon k"), ax.set_ylabel("top-1 accuracy"), ax.set_ylim(0, 1)
         ax.set_title("World-token prediction vs horizon")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / "world_accuracy.png", dpi=120)
-        plt.close(fig)
+        _save_figure(fig, out_dir / "world_accuracy.png")
         made.append("world_accuracy.png")
     sims = [r for r in runs if r.is_main and r.sim and r.sim["overall"].get("success_within")]
     if sims:
@@ -1020,9 +1025,7 @@ def plots(runs: list[RunRecord], out_dir: Path) -> list[str]:
         ax.set_xlabel("T (env steps)"), ax.set_ylabel("success within T"), ax.set_ylim(-0.02, 1.02)
         ax.set_title("Closed-loop success within T steps")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / "success_within_T.png", dpi=120)
-        plt.close(fig)
+        _save_figure(fig, out_dir / "success_within_T.png")
         made.append("success_within_T.png")
     return made
 
