@@ -264,7 +264,12 @@ def test_study_configs_parse_into_the_planned_study(tmp_path, monkeypatch):
     assert study.root == tmp_path / ".cache" / "lerobot-world" / "cpu_study"
     assert study.results_dir == REPO / "results" / "cpu_study"
     assert study.cfg.dataset.root == "../shared/data/libero10_demos_96"
-    assert study.steps() == 3000  # the preset's budget until results/cpu_calibration sets it
+    # The budget is the calibration's: the first checkpoint at which A's closed-loop success reached 20%.
+    calib = REPO / "results" / "cpu_calibration" / "runs" / "A_s0"
+    rates = {int(d.name.removeprefix("eval_sim_step")): json.loads((d / "results.json").read_text())["overall"]
+             for d in calib.glob("eval_sim_step*")}
+    rates[12000] = json.loads((calib / "eval_sim" / "results.json").read_text())["overall"]
+    assert study.steps() == min(n for n, r in rates.items() if 0.2 <= r["success_rate"] <= 0.8)
     by_name = {r.name: r for r in study.runs}
     assert [st.name for st in study.stages(by_name["A_s1"])] == ["eval_offline", "eval_sim"]
     c_stages = {st.name: st.command for st in study.stages(by_name["C_s2"])}
@@ -320,18 +325,9 @@ def test_train_status_from_checkpoints(tmp_path):
     assert train_status(plan, run) == "done"
 
 
-def test_resumed_training_scores_its_saved_checkpoints_before_it_continues(tmp_path, monkeypatch):
-    """A study spanning work sessions: the earlier checkpoints a killed training saved are evaluated before the
-    training resumes (the success-vs-budget curve grows session by session); later ones after it."""
-    from lerobot_world.study import matrix
-
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    plan = matrix.make_plan(matrix.load_config(_write(tmp_path / "m.yaml", STAGES_YAML), ["--results_dir=null"]))
-    run = plan.runs[0]  # A: eval_offline, eval_sim, eval_offline_step4, eval_sim_step4, eval_sim_step8
-    train = run.dir(plan.root) / "train"
-
-    def save(step):  # what LeRobot leaves on disk: the checkpoint, then `last` moved to it
+def _fake_checkpoints(train: Path):
+    """What LeRobot leaves on disk for a checkpoint: the folder, then `last` moved to it."""
+    def save(step):
         d = train / "checkpoints" / f"{step:06d}"
         (d / "training_state").mkdir(parents=True, exist_ok=True)
         (d / "pretrained_model").mkdir(exist_ok=True)
@@ -340,25 +336,88 @@ def test_resumed_training_scores_its_saved_checkpoints_before_it_continues(tmp_p
         last = train / "checkpoints" / "last"
         last.unlink(missing_ok=True)
         last.symlink_to(d.name)
+    return save
 
+
+def _fake_trainer(monkeypatch, save, order, budget=12, save_freq=4, die_at=None):
+    """Runner._run without processes: lerobot-train saves every save_freq steps up to its --steps (resuming from
+    `last`), eval stages just succeed; the order of everything run goes to ``order``."""
+    from lerobot_world.study import matrix
+
+    def fake_run(self, cmd, log_path, env_extra=None):
+        if cmd[0] != "lerobot-train":
+            order.append(Path(log_path).stem)
+            return 0
+        flags = dict(a[2:].split("=", 1) for a in cmd[1:])
+        end = int(flags.get("steps", budget))
+        start = 0
+        if flags.get("resume") == "true":
+            start = json.loads((Path(flags["config_path"]).parent.parent / "training_state" /
+                                "training_step.json").read_text())["step"]
+        order.append(f"train{'+resume' if start else ''}->{end}")
+        for step in range(start + 1, end + 1):
+            if die_at is not None and step == die_at:
+                return -9
+            if step % save_freq == 0 or step == end:
+                save(step)
+        return 0
+
+    monkeypatch.setattr(matrix.Runner, "_run", fake_run)
+
+
+def test_training_stops_at_each_scored_checkpoint_and_resumes_after_its_stages(tmp_path, monkeypatch):
+    """Segments: a checkpoint a stage scores is scored as soon as it exists (train to 4, score 4, resume to 8,
+    score 8, resume to the budget, final stages); reproduce.sh lists exactly that order."""
+    from lerobot_world.study import matrix
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    plan = matrix.make_plan(matrix.load_config(_write(tmp_path / "m.yaml", STAGES_YAML), ["--results_dir=null"]))
+    run = plan.runs[0]  # A: eval_offline, eval_sim, eval_offline_step4, eval_sim_step4, eval_sim_step8
+    assert plan.segment_ends() == [4, 8, 12]
+    first, second, third = [cmd for _, cmd in plan.train_commands(run)]
+    assert first[:2] == ["lerobot-train", "--policy.type=world_vla"] and "--steps=4" in first and "--steps=12" not in first
+    assert "--resume=true" in second and second[-1] == "--steps=8" and third[-1] == "--steps=12"
+    order = []
+    _fake_trainer(monkeypatch, _fake_checkpoints(run.dir(plan.root) / "train"), order)
+    matrix.Runner(plan).run_one(run)
+    assert order == ["train->4", "eval_offline_step4", "eval_sim_step4", "train+resume->8", "eval_sim_step8",
+                     "train+resume->12", "eval_offline", "eval_sim"]
+    assert all((run.dir(plan.root) / s / matrix.DONE).is_file() for s in order if not s.startswith("train"))
+    # reproduce.sh: the same sequence of commands (stage names appear in their --output_dir).
+    script = [line for line in matrix.reproduce_text(plan).split("# A_s0", 1)[1].split("# C_s0")[0].splitlines()
+              if line.startswith(("lerobot-train", "lerobot-world"))]
+    names = ["train" if line.startswith("lerobot-train") else
+             line.split("--output_dir=")[1].split()[0].strip("'").rsplit("/", 1)[1] for line in script]
+    assert names == ["train", "eval_offline_step4", "eval_sim_step4", "train", "eval_sim_step8", "train",
+                     "eval_offline", "eval_sim"]
+
+
+def test_resumed_training_scores_its_saved_checkpoints_before_it_continues(tmp_path, monkeypatch):
+    """A study spanning work sessions: the earlier checkpoints a killed training saved are evaluated before the
+    training resumes (the success-vs-budget curve grows session by session); a half-saved one is left for later;
+    a training that dies before its segment end fails the run with the step it needed."""
+    from lerobot_world.study import matrix
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    plan = matrix.make_plan(matrix.load_config(_write(tmp_path / "m.yaml", STAGES_YAML), ["--results_dir=null"]))
+    run = plan.runs[0]
+    train = run.dir(plan.root) / "train"
+    save = _fake_checkpoints(train)
     save(4)
     (train / "checkpoints" / "000008" / "pretrained_model").mkdir(parents=True)  # half-saved when killed
     (train / "checkpoints" / "000008" / "pretrained_model" / "config.json").write_text("{}")
     order = []
-
-    def fake_run(self, cmd, log_path, env_extra=None):
-        if cmd[0] == "lerobot-train":
-            order.append("train")
-            save(8)
-            save(12)
-        else:
-            order.append(Path(log_path).stem)
-        return 0
-
-    monkeypatch.setattr(matrix.Runner, "_run", fake_run)
-    matrix.Runner(plan).run_one(run)
-    assert order == ["eval_offline_step4", "eval_sim_step4", "train", "eval_offline", "eval_sim", "eval_sim_step8"]
-    assert all((run.dir(plan.root) / s / matrix.DONE).is_file() for s in order if s != "train")
+    _fake_trainer(monkeypatch, save, order, die_at=11)
+    with pytest.raises(matrix.MatrixError, match="before step 12"):
+        matrix.Runner(plan).run_one(run)
+    assert order == ["eval_offline_step4", "eval_sim_step4", "train+resume->8", "eval_sim_step8", "train+resume->12"]
+    assert json.loads((run.dir(plan.root) / "state.json").read_text())["status"] == "failed"
+    order.clear()
+    _fake_trainer(monkeypatch, save, order)
+    matrix.Runner(plan).run_one(run)  # the same command again: resumes from 8, never redoes a scored stage
+    assert order == ["train+resume->12", "eval_offline", "eval_sim"]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ Why it is built this way:
 - Resumable at every level: a finished stage has a `.matrix_done` marker and is skipped; a training
   with a checkpoint short of its steps resumes through LeRobot's own
   `--config_path=.../train_config.json --resume=true`, after the earlier checkpoints it already saved are
-  evaluated (so a study spanning work sessions grows its success-vs-budget curve as it goes); a training
+  evaluated; a training also stops at every earlier checkpoint a stage scores, runs those stages, and resumes
+  (Plan.segment_ends), so a study spanning work sessions grows its success-vs-budget curve as it goes; a training
   that died before its first checkpoint is restarted from scratch (LeRobot refuses an existing output_dir).
 - Order: seed 0 of every arm first (the headline comparison exists as early as possible), then the
   other seeds, then the sweeps.
@@ -397,7 +398,8 @@ class Plan:
             return {}
         return {"WANDB_RUN_GROUP": self.cfg.wandb.group or self.cfg.name}
 
-    def train_command(self, run: Run) -> list[str]:
+    def train_command(self, run: Run, steps: int | None = None) -> list[str]:
+        """The run's fresh `lerobot-train` command; ``steps`` (a segment end) stops it early."""
         cfg = self.cfg
         overrides = {f"policy.{k}": v for k, v in run.policy_overrides.items()}
         overrides.update({
@@ -417,16 +419,42 @@ class Plan:
         if table is not None:
             overrides["policy.world_tokens"] = str(table)
             overrides["policy.world_vocab_size"] = run.vocab_size
+        if steps is not None:
+            overrides["steps"] = steps
         args = ["lerobot-train", *train_args(self.preset, overrides)]
         args.append(f"--output_dir={run.dir(self.root) / 'train'}")
         return args
 
-    def resume_command(self, run: Run) -> list[str]:
+    def resume_command(self, run: Run, steps: int | None = None) -> list[str]:
+        """Resume from `checkpoints/last` up to ``steps`` (a segment end; default the budget)."""
         cfg_path = run.dir(self.root) / "train" / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
-        # --steps: the matrix's budget wins over the saved one (a raised budget extends the run).
-        steps = self.preset.train.get("steps")
+        # --steps: the matrix's budget (or segment end) wins over the saved one (a raised budget extends the run).
+        steps = self.preset.train.get("steps") if steps is None else steps
         extra = [] if steps is None else [f"--steps={steps}"]
         return ["lerobot-train", f"--config_path={cfg_path}", "--resume=true", *extra]
+
+    def segment_ends(self) -> list[int]:
+        """Where a training stops and is resumed: every earlier checkpoint a stage scores, then the budget.
+
+        So each checkpoint is scored as soon as it exists (a calibration shows its success-vs-budget curve
+        as it goes, and can be stopped once the budget is known). LeRobot's resume is sample-exact (the data
+        order continues at the saved epoch/offset, optimizer and RNG states are restored) and world_vla's
+        learning rate is constant, so a segmented training trains what one uninterrupted training would.
+        """
+        steps = self.steps()
+        marks = {n for stage in ("eval_offline", "eval_sim") if getattr(self.cfg, stage).enable
+                 for n in getattr(self.cfg, stage).checkpoints if 0 < n < steps}
+        return sorted(marks) + [steps]
+
+    def next_segment_end(self, saved: int | None) -> int:
+        return next(n for n in self.segment_ends() if n > (saved or 0))
+
+    def train_commands(self, run: Run) -> list[tuple[int, list[str]]]:
+        """From scratch: (segment end, command) of each training segment, in order."""
+        ends = self.segment_ends()
+        last = len(ends) - 1
+        return [(n, self.train_command(run, None if i == last else n) if i == 0 else
+                 self.resume_command(run, None if i == last else n)) for i, n in enumerate(ends)]
 
     def checkpoint_dir(self, run: Run, step: int | None = None) -> Path:
         """`checkpoints/last/pretrained_model`, or the one LeRobot saved at training step ``step``."""
@@ -661,9 +689,21 @@ def reproduce_text(plan: Plan) -> str:
     for key, out in plan.tables.items():
         lines.append(_line(plan, plan.tokenize_command(key, out)))
     for run in plan.runs:
-        lines += ["", f"# {run.name}", _line(plan, plan.train_command(run), plan.train_env(run))]
-        lines += [_line(plan, st.command) for st in plan.stages(run)]
+        lines += ["", f"# {run.name}"]
+        stages = plan.stages(run)
+        for end, cmd in plan.train_commands(run):
+            lines.append(_line(plan, cmd, plan.train_env(run)))
+            if end != plan.steps():  # a segment end: its checkpoint's stages run before the training resumes
+                lines += [_line(plan, st.command) for st in stages if st.checkpoint.parent.name == _step_dir(plan, end)]
+        lines += [_line(plan, st.command) for st in stages if not st.checkpoint.parent.name.isdigit()]
     return "\n".join(lines) + "\n"
+
+
+def _step_dir(plan: Plan, step: int) -> str:
+    """LeRobot's checkpoint folder name of training step ``step``."""
+    from lerobot.common.train_utils import get_step_identifier
+
+    return get_step_identifier(step, plan.steps())
 
 
 def write_reproduce(plan: Plan, folder: Path | None = None) -> Path:
@@ -765,37 +805,17 @@ class Runner:
             # The shared table this run reads (made once; tokenize is idempotent on an identical table).
             self._record(run, "table", plan.tokenize_command(table_key, plan.tables[table_key]))
         status = train_status(plan, run)
-        if status == "resume":
-            # Earlier checkpoints this training already saved are scored before it continues, so a study that
-            # spans work sessions learns its success-vs-budget curve as it goes (same commands, same folders).
-            # A checkpoint is complete once `last` has reached its step (LeRobot moves `last` after the save).
-            saved = checkpoint_step(run_dir / "train")
-            for stage, cmd, ckpt in plan.stages(run):
-                step = ckpt.parent.name
-                if step.isdigit() and int(step) <= saved and (ckpt / "config.json").is_file():
-                    self._run_stage(run, stage, cmd, ckpt)
         if status == "done":
             self.log(f"{run.name}: train done (step {checkpoint_step(run_dir / 'train')}), skipped")
-        else:
-            if status == "restart":
-                # Died before its first checkpoint: nothing to resume; LeRobot needs a fresh output_dir.
-                shutil.rmtree(run_dir / "train")
-            cmd = plan.resume_command(run) if status == "resume" else plan.train_command(run)
-            what = f"resuming from step {checkpoint_step(run_dir / 'train')}" if status == "resume" else "training"
-            self.log(f"{run.name}: {what}; log {run_dir / 'train.log'}")
-            write_state(plan, run, status="training", stage=("train", {"command": _shell(cmd, plan.train_env(run))}))
-            with self.lock:
-                self.active[run.name] = run_dir / "train.log"
-            self._record(run, "train", cmd, plan.train_env(run))
-            start = time.time()
-            rc = self._run(cmd, run_dir / "train.log", plan.train_env(run))
-            with self.lock:
-                self.active.pop(run.name, None)
-            if rc != 0 or train_status(plan, run) != "done":
-                write_state(plan, run, status="failed", stage=("train", {"returncode": rc}))
-                raise MatrixError(f"run {run.name}: lerobot-train exited {rc}; see {run_dir / 'train.log'}.")
-            write_state(plan, run, stage=("train", {"returncode": 0, "seconds": round(time.time() - start, 1)}))
-            self.log(f"{run.name}: trained in {time.time() - start:.0f} s")
+        if status == "restart":
+            # Died before its first checkpoint: nothing to resume; LeRobot needs a fresh output_dir.
+            shutil.rmtree(run_dir / "train")
+        while status != "done":
+            # Earlier checkpoints this training already saved are scored before it continues (after a kill, or
+            # at a segment end), so a study that spans work sessions learns its success-vs-budget curve as it goes.
+            self._score_saved_checkpoints(run)
+            self._train_segment(run, resume=status == "resume")
+            status = train_status(plan, run)
         stages = plan.stages(run)
         for stage, cmd, ckpt in stages:
             self._run_stage(run, stage, cmd, ckpt)
@@ -807,6 +827,41 @@ class Runner:
             except StudyResultsError as e:
                 raise MatrixError(str(e)) from None
             self.log(f"{run.name}: exported to {dest}")
+
+    def _score_saved_checkpoints(self, run: Run) -> None:
+        """The stages of the earlier checkpoints the training has saved; one is complete once `last` has reached
+        its step (LeRobot moves `last` after the save), so a half-saved one is left for later."""
+        saved = checkpoint_step(run.dir(self.plan.root) / "train")
+        if saved is None:
+            return
+        for stage, cmd, ckpt in self.plan.stages(run):
+            step = ckpt.parent.name
+            if step.isdigit() and int(step) <= saved and (ckpt / "config.json").is_file():
+                self._run_stage(run, stage, cmd, ckpt)
+
+    def _train_segment(self, run: Run, resume: bool) -> None:
+        """Train (or resume) up to the next segment end (Plan.segment_ends); the budget's last segment runs the
+        full-budget command itself."""
+        plan, run_dir = self.plan, run.dir(self.plan.root)
+        saved = checkpoint_step(run_dir / "train") if resume else None
+        end = plan.next_segment_end(saved)
+        steps = None if end == plan.steps() else end
+        cmd = plan.resume_command(run, steps) if resume else plan.train_command(run, steps)
+        what = f"resuming from step {saved}" if resume else "training"
+        self.log(f"{run.name}: {what} to step {end}; log {run_dir / 'train.log'}")
+        write_state(plan, run, status="training", stage=("train", {"command": _shell(cmd, plan.train_env(run))}))
+        with self.lock:
+            self.active[run.name] = run_dir / "train.log"
+        self._record(run, "train", cmd, plan.train_env(run))
+        start = time.time()
+        rc = self._run(cmd, run_dir / "train.log", plan.train_env(run))
+        with self.lock:
+            self.active.pop(run.name, None)
+        if rc != 0 or checkpoint_step(run_dir / "train") != end:
+            write_state(plan, run, status="failed", stage=("train", {"returncode": rc}))
+            raise MatrixError(f"run {run.name}: lerobot-train exited {rc} before step {end}; see {run_dir / 'train.log'}.")
+        write_state(plan, run, stage=("train", {"returncode": 0, "seconds": round(time.time() - start, 1)}))
+        self.log(f"{run.name}: trained to step {end} in {time.time() - start:.0f} s")
 
     def _run_stage(self, run: Run, stage: str, cmd: list[str], ckpt: Path) -> None:
         """One evaluation stage into <run>/<stage>/, marked done only when its command succeeded."""
