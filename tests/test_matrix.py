@@ -268,7 +268,8 @@ def test_study_configs_parse_into_the_planned_study(tmp_path, monkeypatch):
     calib = REPO / "results" / "cpu_calibration" / "runs" / "A_s0"
     rates = {int(d.name.removeprefix("eval_sim_step")): json.loads((d / "results.json").read_text())["overall"]
              for d in calib.glob("eval_sim_step*")}
-    rates[12000] = json.loads((calib / "eval_sim" / "results.json").read_text())["overall"]
+    final = json.loads((calib / "train_config.json").read_text())["steps"]
+    rates[final] = json.loads((calib / "eval_sim" / "results.json").read_text())["overall"]
     assert study.steps() == min(n for n, r in rates.items() if 0.2 <= r["success_rate"] <= 0.8)
     by_name = {r.name: r for r in study.runs}
     assert [st.name for st in study.stages(by_name["A_s1"])] == ["eval_offline", "eval_sim"]

@@ -449,12 +449,15 @@ class Plan:
     def next_segment_end(self, saved: int | None) -> int:
         return next(n for n in self.segment_ends() if n > (saved or 0))
 
+    def segment_command(self, run: Run, end: int, resume: bool) -> list[str]:
+        """The command that trains (or resumes) ``run`` up to the segment end ``end``; the last segment is the
+        full-budget command itself."""
+        steps = None if end == self.steps() else end
+        return self.resume_command(run, steps) if resume else self.train_command(run, steps)
+
     def train_commands(self, run: Run) -> list[tuple[int, list[str]]]:
         """From scratch: (segment end, command) of each training segment, in order."""
-        ends = self.segment_ends()
-        last = len(ends) - 1
-        return [(n, self.train_command(run, None if i == last else n) if i == 0 else
-                 self.resume_command(run, None if i == last else n)) for i, n in enumerate(ends)]
+        return [(n, self.segment_command(run, n, resume=i > 0)) for i, n in enumerate(self.segment_ends())]
 
     def checkpoint_dir(self, run: Run, step: int | None = None) -> Path:
         """`checkpoints/last/pretrained_model`, or the one LeRobot saved at training step ``step``."""
@@ -694,16 +697,9 @@ def reproduce_text(plan: Plan) -> str:
         for end, cmd in plan.train_commands(run):
             lines.append(_line(plan, cmd, plan.train_env(run)))
             if end != plan.steps():  # a segment end: its checkpoint's stages run before the training resumes
-                lines += [_line(plan, st.command) for st in stages if st.checkpoint.parent.name == _step_dir(plan, end)]
+                lines += [_line(plan, st.command) for st in stages if st.checkpoint == plan.checkpoint_dir(run, end)]
         lines += [_line(plan, st.command) for st in stages if not st.checkpoint.parent.name.isdigit()]
     return "\n".join(lines) + "\n"
-
-
-def _step_dir(plan: Plan, step: int) -> str:
-    """LeRobot's checkpoint folder name of training step ``step``."""
-    from lerobot.common.train_utils import get_step_identifier
-
-    return get_step_identifier(step, plan.steps())
 
 
 def write_reproduce(plan: Plan, folder: Path | None = None) -> Path:
@@ -840,13 +836,11 @@ class Runner:
                 self._run_stage(run, stage, cmd, ckpt)
 
     def _train_segment(self, run: Run, resume: bool) -> None:
-        """Train (or resume) up to the next segment end (Plan.segment_ends); the budget's last segment runs the
-        full-budget command itself."""
+        """Train (or resume) up to the next segment end (Plan.segment_ends)."""
         plan, run_dir = self.plan, run.dir(self.plan.root)
         saved = checkpoint_step(run_dir / "train") if resume else None
         end = plan.next_segment_end(saved)
-        steps = None if end == plan.steps() else end
-        cmd = plan.resume_command(run, steps) if resume else plan.train_command(run, steps)
+        cmd = plan.segment_command(run, end, resume)
         what = f"resuming from step {saved}" if resume else "training"
         self.log(f"{run.name}: {what} to step {end}; log {run_dir / 'train.log'}")
         write_state(plan, run, status="training", stage=("train", {"command": _shell(cmd, plan.train_env(run))}))
