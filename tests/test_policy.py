@@ -342,6 +342,28 @@ def _eval_forward(policy, batch):
     return actions, logits
 
 
+def test_one_backbone_call_over_all_cameras_equals_a_call_per_camera(meta, toy_world_table, toy_dataset):
+    """The batched, channels_last camera path gives LeRobot's per-camera features, camera by camera."""
+    torch.manual_seed(0)
+    policy = toy_policy("C", meta, toy_world_table)
+    policy.eval()
+    model, batch = policy.model, toy_batch(toy_dataset)
+    images = policy._images(batch)
+    assert len(images) == 2 and not torch.equal(images[0], images[1])
+    with torch.no_grad():
+        one_call = model._camera_features(images)
+        per_camera = [model.act.backbone((img - model.image_mean) / model.image_std)["feature_map"] for img in images]
+        assert len(one_call) == len(per_camera) == 2
+        for batched, alone in zip(one_call, per_camera, strict=True):
+            torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(one_call[0], one_call[1]), "each chunk must be its own camera's features"
+        # Cameras of different sizes cannot share a call: each gets its own, with the same features.
+        large = torch.nn.functional.interpolate(images[1], scale_factor=4)
+        mixed = model._camera_features([images[0], large])
+        torch.testing.assert_close(mixed[0], per_camera[0], rtol=1e-4, atol=1e-5)
+        assert mixed[1].shape[-1] > mixed[0].shape[-1]
+
+
 @pytest.mark.parametrize("variant", ["C", "C_no_world_input"])
 def test_actions_read_the_world_queries(meta, toy_world_table, toy_dataset, variant):
     torch.manual_seed(0)
