@@ -531,3 +531,14 @@ def test_evaluators_autocast_keeps_the_world_tokens(meta, toy_world_table, toy_d
     policy.config.use_amp = False
     with policy_autocast(policy.config, TEST_DEVICE):
         assert policy.predict_action_chunk(obs).dtype == torch.float32
+
+
+@pytest.mark.parametrize("has_bf16_kernels", [True, False])
+def test_bf16_on_a_cpu_without_bf16_kernels_is_one_warning(meta, monkeypatch, caplog, has_bf16_kernels):
+    """use_amp on an AVX2-only CPU runs ~3x slower than fp32: the policy says so when it is built."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: has_bf16_kernels)
+    with caplog.at_level("WARNING"):
+        toy_policy("A", meta, use_amp=True, device="cpu")
+        toy_policy("A", meta, use_amp=False, device="cpu")
+    warnings = [r.getMessage() for r in caplog.records if "without bf16 kernels" in r.getMessage()]
+    assert len(warnings) == (0 if has_bf16_kernels else 1), warnings

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from lerobot_world.policy.configuration_world_vla import WorldVLAConfig
 from lerobot_world.policy.hub import WorldModelCardMixin
+from lerobot_world.policy.precision import warn_if_cpu_bf16_is_slow
 from lerobot_world.vocabulary import CORRUPTIONS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -259,6 +260,7 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
     def __init__(self, config: WorldVLAConfig, dataset_stats=None, dataset_meta=None, **kwargs):
         super().__init__(config)
         config.validate_features()
+        warn_if_cpu_bf16_is_slow(config)
         self.config = config
         self._table = None
         table_tokenizer = None
