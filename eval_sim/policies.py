@@ -238,6 +238,9 @@ class PolicyRunner:
         qlen = _action_queue_len(lp.policy)
         with torch.inference_mode(), policy_autocast(lp.policy.config, lp.policy.config.device):
             action = lp.policy.select_action(batch)
+        # Under a use_amp checkpoint's autocast the action head answers in bf16 (as in lerobot-eval); the
+        # postprocessors and the env take float32 (numpy has no bf16).
+        action = action.float()
         observed = predicted = None
         self.last_predicted_top5 = None
         if self.horizon:

@@ -478,6 +478,26 @@ def test_results_record_training_init_states_in_json_and_md():
 
 
 # ----------------------------------------------------------------------------------------------------
+def test_runner_hands_the_env_float32_actions_from_a_bf16_policy():
+    """A use_amp checkpoint acts under bf16 autocast: its bf16 action reaches the env as float32 numpy."""
+    import torch
+
+    from eval_sim.policies import LoadedPolicy, PolicyRunner, StepContext
+
+    class Bf16Policy:
+        config = type("Cfg", (), {"type": "act", "use_amp": True, "device": "cpu"})()
+
+        def select_action(self, batch):
+            assert torch.is_autocast_enabled("cpu"), "the evaluators run a use_amp policy under autocast"
+            return torch.tensor([[0.5, -0.25, 1.0, 0.0, 0.0, 0.0, -1.0]], dtype=torch.bfloat16)
+
+    ident = lambda x: x  # noqa: E731
+    runner = PolicyRunner(LoadedPolicy(Bf16Policy(), ident, ident, ident, ident), env_cfg=None)
+    ctx = StepContext(step=0, envs=None, raw_observation={}, task=["t"], done=np.zeros(1, bool))
+    action, *_ = runner.act({}, ctx)
+    assert action.dtype == np.float32 and action.tolist() == [[0.5, -0.25, 1.0, 0.0, 0.0, 0.0, -1.0]]
+
+
 # Real LIBERO rollouts (slow): tiny checkpoints trained by lerobot-train on a LIBERO-schema dataset
 # ----------------------------------------------------------------------------------------------------
 
