@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from lerobot_world import stats
+from lerobot_world.study.report import offline_units, sim_units
 
 
 def _load(run: Path, stage: str) -> dict:
@@ -30,8 +31,9 @@ def _fmt_ci(ci) -> str:
 
 def compare(run_a: Path, run_b: Path, label_a: str, label_b: str) -> str:
     sim_a, sim_b = _load(run_a, "eval_sim"), _load(run_b, "eval_sim")
-    by_a = {(e["suite"], e["task_id"], e["init_state_id"], e["seed"]): e["success"] for e in sim_a["episodes"]}
-    by_b = {(e["suite"], e["task_id"], e["init_state_id"], e["seed"]): e["success"] for e in sim_b["episodes"]}
+    # The report's own pairing keys: (suite, task, init state, env seed) and the held-out episode index.
+    by_a = {k: e["success"] for k, e in sim_units(sim_a, str(run_a)).items()}
+    by_b = {k: e["success"] for k, e in sim_units(sim_b, str(run_b)).items()}
     common, only_a, only_b = stats.match_units(by_a, by_b)
     if only_a or only_b or not common:
         sys.exit(f"error: the runs' closed-loop episodes differ (only in {label_a}: {only_a}, only in {label_b}: {only_b}).")
@@ -42,8 +44,8 @@ def compare(run_a: Path, run_b: Path, label_a: str, label_b: str) -> str:
     diff = stats.paired_difference(sb, [1] * len(sb), sa, [1] * len(sa), one_seed, strata)
     test = stats.mcnemar_exact(sb, sa)
 
-    off_a = {e["episode_index"]: e for e in _load(run_a, "eval_offline")["checkpoints"][0]["per_episode"]}
-    off_b = {e["episode_index"]: e for e in _load(run_b, "eval_offline")["checkpoints"][0]["per_episode"]}
+    off_a = offline_units(_load(run_a, "eval_offline")["checkpoints"][0])
+    off_b = offline_units(_load(run_b, "eval_offline")["checkpoints"][0])
     eps, only_a, only_b = stats.match_units(off_a, off_b)
     if only_a or only_b or not eps:
         sys.exit(f"error: the runs' held-out episodes differ (only in {label_a}: {only_a}, only in {label_b}: {only_b}).")
