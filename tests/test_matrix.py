@@ -298,6 +298,29 @@ def test_study_configs_parse_into_the_planned_study(tmp_path, monkeypatch):
     assert stages[1].checkpoint.parent.name == "002000"
 
 
+def test_demo_calibration_scores_checkpoints_on_init_states_the_demo_does_not_report(tmp_path, monkeypatch):
+    """configs/matrix/demo_calibration.yaml: A and C, a checkpoint every 500 steps scored in closed loop on
+    init states 10..19, disjoint from the 0..9 that `make demo` reports, so the chosen budget is not fitted to
+    the demo's own episodes."""
+    from lerobot_world.study.matrix import load_config, make_plan
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(REPO)
+    plan = make_plan(load_config(REPO / "configs" / "matrix" / "demo_calibration.yaml"))
+    assert [r.name for r in plan.runs] == ["A_s0", "C_s0"]
+    demo = make_plan(load_config(REPO / "configs" / "matrix" / "demo.yaml"))
+    _, demo_sim = _eval_sim_config(demo.stages(demo.runs[0])[-1].command)
+    demo_states = set(range(demo_sim.init_state_start, demo_sim.init_state_start + demo_sim.n_episodes_per_task))
+    for run in plan.runs:
+        stages = plan.stages(run)
+        assert [st.name for st in stages] == ["eval_sim"] + [f"eval_sim_step{n}" for n in (500, 1000, 1500, 2000, 3000)]
+        for st in stages:
+            _, sim = _eval_sim_config(st.command)
+            assert (sim.env.task, sim.env.task_ids, sim.corruption) == (demo_sim.env.task, demo_sim.env.task_ids, "none")
+            states = set(range(sim.init_state_start, sim.init_state_start + sim.n_episodes_per_task))
+            assert states == set(range(10, 20)) and not states & demo_states
+
+
 def test_train_status_from_checkpoints(tmp_path):
     from lerobot_world.study.matrix import load_config, make_plan, train_status
 
