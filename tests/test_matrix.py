@@ -444,6 +444,53 @@ def test_resumed_training_scores_its_saved_checkpoints_before_it_continues(tmp_p
     assert order == ["train+resume->12", "eval_offline", "eval_sim"]
 
 
+def test_an_interrupted_training_attempt_counts_its_time_up_to_its_last_checkpoint(tmp_path, monkeypatch):
+    """A study spanning work sessions: a training whose runner was killed (the session ended) adds, when the same
+    command runs again, its time up to its last checkpoint to the stage's seconds and the rest (redone after the
+    resume) to lost_seconds, once; an attempt that crashes under a live runner is counted the same way at once."""
+    from lerobot_world.study import matrix
+    from lerobot_world.study.results import _timing
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    yaml = STAGES_YAML.replace("checkpoints: [4, 8, 12]", "checkpoints: []").replace("checkpoints: [4]", "checkpoints: []")
+    plan = matrix.make_plan(matrix.load_config(_write(tmp_path / "m.yaml", yaml), ["--results_dir=null"]))
+    run, crashed = plan.runs
+    run_dir = run.dir(plan.root)
+    save = _fake_checkpoints(run_dir / "train")
+    # What a killed runner leaves: the attempt in state.json, checkpoints up to 8, train.log written until the kill.
+    started = time.time() - 1000
+    matrix.write_state(plan, run, status="training",
+                       stage=("train", {"command": "lerobot-train ...", "attempt": {"started": started, "from_step": None}}))
+    save(4)
+    save(8)
+    os.utime(run_dir / "train" / "checkpoints" / "last" / "training_state" / "training_step.json",
+             (started + 600, started + 600))
+    (run_dir / "train.log").write_text("step:9\n")
+    os.utime(run_dir / "train.log", (started + 900, started + 900))
+    order = []
+    _fake_trainer(monkeypatch, save, order)
+    matrix.Runner(plan).run_one(run)
+    assert order[0] == "train+resume->12"
+    train = json.loads((run_dir / "state.json").read_text())["stages"]["train"]
+    assert train["attempt"] is None and train["interrupted_attempts"] == 1
+    assert 600 <= train["seconds_total"] < 630 and train["lost_seconds_total"] == 300
+    timing = _timing(json.loads((run_dir / "state.json").read_text()))
+    assert timing["seconds"]["train"] == train["seconds_total"] and timing["train_lost_seconds"] == 300
+    assert timing["total_seconds"] < 700  # the lost time is not in the totals
+    matrix.Runner(plan).run_one(run)  # nothing left to count twice
+    assert json.loads((run_dir / "state.json").read_text())["stages"]["train"] == train
+
+    # A crash under a live runner (checkpoints 4 and 8 saved, died at 11) is counted when it happens.
+    order.clear()
+    _fake_trainer(monkeypatch, _fake_checkpoints(crashed.dir(plan.root) / "train"), order, die_at=11)
+    with pytest.raises(matrix.MatrixError, match="before step 12"):
+        matrix.Runner(plan).run_one(crashed)
+    train = json.loads((crashed.dir(plan.root) / "state.json").read_text())["stages"]["train"]
+    assert train["attempt"] is None and train["interrupted_attempts"] == 1 and "lost_seconds_total" in train
+    assert "interrupted_attempts" not in _timing({"stages": {"train": {"seconds": 5}}})
+
+
 # ------------------------------------------------------------------------------------------------
 # slow: a real matrix, killed in the middle, resumed (issue 6 Must-show 2)
 # ------------------------------------------------------------------------------------------------

@@ -627,6 +627,21 @@ def train_status(plan: Plan, run: Run) -> str:
     return "restart" if train_dir.exists() else "new"
 
 
+def interrupted_attempt_seconds(train_dir: Path, attempt: dict, ended_at: float) -> tuple[float, float]:
+    """(useful, lost) wall seconds of a training attempt that did not finish its segment (killed with the work
+    session, or crashed): useful up to the last checkpoint it saved (LeRobot writes training_step.json last),
+    lost after it, since the next attempt resumes from that checkpoint and redoes those steps."""
+    started = float(attempt["started"])
+    ended_at = max(ended_at, started)
+    saved = checkpoint_step(train_dir)
+    step_file = train_dir / "checkpoints" / "last" / "training_state" / "training_step.json"
+    if saved is not None and saved > (attempt.get("from_step") or 0) and step_file.is_file():
+        useful = min(max(step_file.stat().st_mtime - started, 0.0), ended_at - started)
+    else:
+        useful = 0.0
+    return round(useful, 1), round(ended_at - started - useful, 1)
+
+
 def write_state(plan: Plan, run: Run, **updates) -> dict:
     run_dir = run.dir(plan.root)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -648,6 +663,8 @@ def write_state(plan: Plan, run: Run, **updates) -> dict:
             entry = state["stages"].setdefault(name, {})
             if "seconds" in info:  # every attempt's time (a resumed training adds up)
                 info = {**info, "seconds_total": round(entry.get("seconds_total", 0.0) + info["seconds"], 1)}
+            if "lost_seconds" in info:  # an interrupted attempt's time after its last checkpoint (redone)
+                info = {**info, "lost_seconds_total": round(entry.get("lost_seconds_total", 0.0) + info["lost_seconds"], 1)}
             entry.update(info)
         else:
             state[key] = value
@@ -800,6 +817,7 @@ class Runner:
         if table_key is not None and not (run_dir / study_results.COMMANDS_FILE).is_file():
             # The shared table this run reads (made once; tokenize is idempotent on an identical table).
             self._record(run, "table", plan.tokenize_command(table_key, plan.tables[table_key]))
+        self._account_interrupted_training(run)
         status = train_status(plan, run)
         if status == "done":
             self.log(f"{run.name}: train done (step {checkpoint_step(run_dir / 'train')}), skipped")
@@ -835,6 +853,28 @@ class Runner:
             if step.isdigit() and int(step) <= saved and (ckpt / "config.json").is_file():
                 self._run_stage(run, stage, cmd, ckpt)
 
+    def _account_interrupted_training(self, run: Run) -> None:
+        """A training attempt that a killed runner never finished (the state still holds its `attempt`) adds its
+        time up to its last checkpoint to the stage's seconds, and the rest to lost_seconds; its end is the last
+        write to train.log (lerobot-train logs every few seconds)."""
+        run_dir = run.dir(self.plan.root)
+        state_path = run_dir / "state.json"
+        state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+        attempt = state.get("stages", {}).get("train", {}).get("attempt")
+        if not attempt:
+            return
+        log = run_dir / "train.log"
+        ended_at = log.stat().st_mtime if log.is_file() else float(attempt["started"])
+        self._close_attempt(run, attempt, ended_at)
+
+    def _close_attempt(self, run: Run, attempt: dict, ended_at: float) -> None:
+        useful, lost = interrupted_attempt_seconds(run.dir(self.plan.root) / "train", attempt, ended_at)
+        entry = json.loads((run.dir(self.plan.root) / "state.json").read_text())["stages"]["train"]
+        write_state(self.plan, run, stage=("train", {"seconds": useful, "lost_seconds": lost, "attempt": None,
+                                                     "interrupted_attempts": entry.get("interrupted_attempts", 0) + 1}))
+        self.log(f"{run.name}: an interrupted training attempt counted ({useful:.0f} s up to its last checkpoint, "
+                 f"{lost:.0f} s after it redone)")
+
     def _train_segment(self, run: Run, resume: bool) -> None:
         """Train (or resume) up to the next segment end (Plan.segment_ends)."""
         plan, run_dir = self.plan, run.dir(self.plan.root)
@@ -843,18 +883,24 @@ class Runner:
         cmd = plan.segment_command(run, end, resume)
         what = f"resuming from step {saved}" if resume else "training"
         self.log(f"{run.name}: {what} to step {end}; log {run_dir / 'train.log'}")
-        write_state(plan, run, status="training", stage=("train", {"command": _shell(cmd, plan.train_env(run))}))
+        start = time.time()
+        # Until this segment ends, the state holds the attempt, so a runner killed meanwhile (the work session
+        # ended) still has its time counted when the same command runs again.
+        attempt = {"started": start, "from_step": saved}
+        write_state(plan, run, status="training",
+                    stage=("train", {"command": _shell(cmd, plan.train_env(run)), "attempt": attempt}))
         with self.lock:
             self.active[run.name] = run_dir / "train.log"
         self._record(run, "train", cmd, plan.train_env(run))
-        start = time.time()
         rc = self._run(cmd, run_dir / "train.log", plan.train_env(run))
         with self.lock:
             self.active.pop(run.name, None)
         if rc != 0 or checkpoint_step(run_dir / "train") != end:
             write_state(plan, run, status="failed", stage=("train", {"returncode": rc}))
+            self._close_attempt(run, attempt, time.time())
             raise MatrixError(f"run {run.name}: lerobot-train exited {rc} before step {end}; see {run_dir / 'train.log'}.")
-        write_state(plan, run, stage=("train", {"returncode": 0, "seconds": round(time.time() - start, 1)}))
+        write_state(plan, run, stage=("train", {"returncode": 0, "seconds": round(time.time() - start, 1),
+                                                "attempt": None}))
         self.log(f"{run.name}: trained to step {end} in {time.time() - start:.0f} s")
 
     def _run_stage(self, run: Run, stage: str, cmd: list[str], ckpt: Path) -> None:

@@ -202,8 +202,16 @@ def _timing(state: dict) -> dict:
     stages = state.get("stages", {})
     out = {name: info.get("seconds_total", info.get("seconds")) for name, info in stages.items()}
     known = [v for v in out.values() if isinstance(v, (int, float))]
-    return {"seconds": out, "total_seconds": round(sum(known), 1) if known else None,
-            "note": "wall seconds per stage on the machine that ran it; train sums every attempt (resumes included)"}
+    timing = {"seconds": out, "total_seconds": round(sum(known), 1) if known else None,
+              "note": "wall seconds per stage on the machine that ran it; train sums every attempt (resumes included) "
+                      "up to its last checkpoint"}
+    train = stages.get("train", {})
+    if train.get("interrupted_attempts"):
+        timing["train_interrupted_attempts"] = train["interrupted_attempts"]
+        timing["train_lost_seconds"] = train.get("lost_seconds_total", 0.0)
+        timing["note"] += ("; train_lost_seconds: the time interrupted attempts spent after their last checkpoint, "
+                           "redone on resume (not in the totals)")
+    return timing
 
 
 def export_run(
