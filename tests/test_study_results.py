@@ -288,6 +288,48 @@ def test_report_from_results_tree_is_byte_identical_and_portable(study, tmp_path
     assert "Calibration" not in text  # no earlier-checkpoint stages in this study
 
 
+def test_calibration_from_a_separate_matrix_joins_only_the_calibration_section(tmp_path, capsys):
+    """`report results/cpu_study --calibration=results/cpu_calibration`: the calibration trainings' checkpoint
+    curve appears as "A (cpu_calibration)" rows, while every table and comparison before it is the same as
+    without them (the calibration's A_s0 is never pooled with the study's A_s0); bad folders are refused."""
+    import numpy as np
+    from test_report import _sim_episodes, _sim_results, _write_run
+
+    from lerobot_world.study.report import ReportError, build_report, main
+
+    rng = np.random.default_rng(1)
+    study = tmp_path / "results" / "cpu_study"
+    for arm, p in (("A", 0.2), ("B", 0.3)):
+        _write_run(study, arm, 0, None, _sim_results(_sim_episodes(p, rng, None), None))
+    calib = tmp_path / "results" / "cpu_calibration"
+    run = _write_run(calib, "A", 0, None, _sim_results(_sim_episodes(1.0, rng, None), None))  # far off: would show
+    (run / "train_config.json").write_text(json.dumps({"steps": 12, "seed": 0}))
+    (run / "eval_sim_step4").mkdir()
+    (run / "eval_sim_step4" / "results.json").write_text(json.dumps(_sim_results(_sim_episodes(0.0, rng, None), None)))
+
+    plain = build_report([study], tmp_path / "plain" / "R.md", n_bootstrap=300).read_text()
+    out = build_report([study], tmp_path / "with" / "R.md", n_bootstrap=300, calibration_from=calib)
+    text = out.read_text()
+    before, section = text.split("## Calibration: success vs training steps", 1)
+    section, after = section.split("\n## ", 1)
+    assert "Calibration" not in plain
+    assert (before + "## " + after).split("## Plots", 1)[0] == plain.split("## Plots", 1)[0]
+    rows = [ln.strip("| ").split(" | ") for ln in section.splitlines() if ln.startswith("| ")][1:]
+    assert [(r[0], r[1]) for r in rows] == [("A (cpu_calibration)", "4"), ("A (cpu_calibration)", "12")]
+    assert rows[0][4].startswith("0% [") and rows[1][4].startswith("100% [")
+    assert "separate calibration trainings in `cpu_calibration`" in section
+    assert "- **A_s0** (`cpu_calibration/runs/A_s0`)" in text and "- **A_s0** (`runs/A_s0`)" in text
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["calibration_runs"] == ["cpu_calibration/runs/A_s0"]
+    assert [r["path"] for r in report["runs"]] == ["runs/A_s0", "runs/B_s0"]
+
+    with pytest.raises(ReportError, match="holds no evaluations of earlier checkpoints"):
+        build_report([study], tmp_path / "R2.md", calibration_from=study)
+    with pytest.raises(SystemExit):
+        main([str(study), f"--calibration={tmp_path / 'nope'}", f"--output={tmp_path / 'R3.md'}"])
+    assert "--calibration=" in capsys.readouterr().err and not (tmp_path / "R3.md").exists()
+
+
 def test_calibration_from_closed_loop_checkpoints(tmp_path):
     """Closed-loop calibration (no LIBERO): eval_sim_step<N> results of one run, pooled per step with the
     per-arm bootstrap; the final checkpoint is the point at the run's training steps; sweeps stay out."""

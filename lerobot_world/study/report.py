@@ -766,7 +766,7 @@ def calibration_estimates(study: Study, points: dict) -> dict:
     return out
 
 
-def calibration_section(estimates: dict) -> list[str]:
+def calibration_section(estimates: dict, sources: list[str] = ()) -> list[str]:
     if not estimates:
         return []
     rows = []
@@ -783,7 +783,10 @@ def calibration_section(estimates: dict) -> list[str]:
             "constant learning rate (no scheduler), so checkpoint N of a longer run stands for a run of budget N; "
             "the points of one run share its training, so they are not independent. Success: closed-loop episodes "
             "pooled over the seeds listed, 95% hierarchical bootstrap (seeds, then episodes within seed and task); "
-            "offline: normalized action MSE on the held-out episodes, same bootstrap.", "",
+            "offline: normalized action MSE on the held-out episodes, same bootstrap."
+            + "".join(f" Rows of an arm marked `({src})` come from the separate calibration trainings in `{src}` "
+                      "(listed under Provenance); they are never pooled into the tables or comparisons above."
+                      for src in sources), "",
             *table(["arm", "steps", "closed-loop seeds", "episodes", "success [95% CI]", "offline seeds",
                     "MSE (norm.) [95% CI]"], rows), ""]
 
@@ -1060,13 +1063,30 @@ def build_report(
     preamble: str = "",
     n_bootstrap: int = stats.N_BOOTSTRAP,
     bootstrap_seed: int = 0,
+    calibration_from: Path | None = None,
 ) -> Path:
+    """REPORT.md (+ REPORT.json and plots beside it) from run or matrix directories. ``calibration_from``: a
+    matrix or run directory of separate calibration trainings (e.g. results/cpu_calibration for
+    results/cpu_study) whose checkpoint evaluations join the calibration section only, as arms named
+    "ARM (folder)", and nothing else."""
     if n_bootstrap < 1:
         raise ReportError(f"--n_bootstrap must be >= 1, got {n_bootstrap}.")
     runs = collect_runs(paths)
     study = Study(runs, n_bootstrap=n_bootstrap, rng_seed=bootstrap_seed)
     items = comparisons(study)
-    calibration = calibration_estimates(study, calibration_points(runs))
+    points, calibration_runs, sources = calibration_points(runs), [], []
+    if calibration_from is not None:
+        calibration_runs = collect_runs([calibration_from])
+        source = calibration_from.name
+        for r in calibration_runs:
+            r.label = f"{source}/{r.label}" if r.label.startswith("runs/") else r.label
+        separate = calibration_points(calibration_runs)
+        if not separate:
+            raise ReportError(f"--calibration={calibration_from} holds no evaluations of earlier checkpoints "
+                              "(<run>/eval_sim_step<N> or eval_offline_step<N>); expected a calibration matrix.")
+        points.update({f"{arm} ({source})": steps for arm, steps in separate.items()})
+        sources.append(source)
+    calibration = calibration_estimates(study, points)
     output.parent.mkdir(parents=True, exist_ok=True)
     images = plots(runs, output.parent)
     calibration_image = calibration_plot(calibration, output.parent)
@@ -1078,11 +1098,11 @@ def build_report(
     lines += [f"Intervals: {n_bootstrap} bootstrap resamples, seed {bootstrap_seed}; none below {stats.MIN_UNITS} "
               f"resampled units (\"{stats.TOO_SMALL}\").", ""]
     lines += config_section(runs) + seeds_section(study) + offline_section(study) + sim_section(study)
-    lines += calibration_section(calibration)
+    lines += calibration_section(calibration, sources)
     lines += comparisons_section(items) + interpretation(study, items)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
-    lines += provenance(runs)
+    lines += provenance(runs + calibration_runs)
     tmp = output.with_name(output.name + ".tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(output)
@@ -1093,6 +1113,7 @@ def build_report(
         "comparisons": items,
         "calibration": {arm: {str(n): {k: e[k] for k in ("sim", "offline", "sim_seeds", "offline_seeds")}
                               for n, e in steps.items()} for arm, steps in calibration.items()},
+        "calibration_runs": [r.label for r in calibration_runs],
         "runs": [{"name": r.name, "path": r.label, "variant": r.variant, "seed": r.seed, "sweep": r.sweep,
                   "offline": r.offline, "sim": r.sim and r.sim["overall"],
                   "sim_corrupted": {m: v["overall"] for m, v in r.sim_corrupted.items()}} for r in runs],
@@ -1114,6 +1135,9 @@ class ReportConfig:
     # Bootstrap resamples and their seed for every interval (fixed: the report is reproducible byte for byte).
     n_bootstrap: int = stats.N_BOOTSTRAP
     bootstrap_seed: int = 0
+    # A matrix (or run) directory of separate calibration trainings, e.g. results/cpu_calibration for
+    # results/cpu_study: its success-vs-steps points join the calibration section and nothing else.
+    calibration: str | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1133,7 +1157,11 @@ def _main(argv: list[str]) -> Path:
         if not Path(cfg.preamble_file).is_file():
             raise ReportError(f"--preamble_file={cfg.preamble_file} does not exist.")
         preamble = Path(cfg.preamble_file).read_text().strip()
-    return build_report(paths, Path(cfg.output), cfg.title, preamble, cfg.n_bootstrap, cfg.bootstrap_seed)
+    calibration = Path(cfg.calibration) if cfg.calibration else None
+    if calibration is not None and not calibration.is_dir():
+        raise ReportError(f"--calibration={cfg.calibration} does not exist or is not a directory; expected a matrix "
+                          "results folder such as results/cpu_calibration.")
+    return build_report(paths, Path(cfg.output), cfg.title, preamble, cfg.n_bootstrap, cfg.bootstrap_seed, calibration)
 
 
 
