@@ -275,6 +275,28 @@ def test_closed_loop_corruption_is_paired_episode_by_episode(runs_dir, tmp_path)
     assert "the interval excludes 0" in line and "60 paired episodes" in line
 
 
+def test_each_run_links_its_smallest_rollout_video_relative_to_the_report(runs_dir, tmp_path):
+    """#16: one rollout video per arm, linked from the report: the smallest mp4 of a run's clean eval-sim (what an
+    export keeps), with the episode it shows; runs without a video file get no row."""
+    for name, sizes in (("A_s0", (300, 100)), ("C_s0", (50,))):
+        res_path = runs_dir / "runs" / name / "eval_sim" / "results.json"
+        res = json.loads(res_path.read_text())
+        (res_path.parent / "videos").mkdir()
+        for i, size in enumerate(sizes):
+            ep = res["episodes"][i]
+            ep["video"] = f"videos/{SUITE}_task{ep['task_id']:02d}_ep{i:03d}.mp4"
+            (res_path.parent / ep["video"]).write_bytes(b"0" * size)
+        res_path.write_text(json.dumps(res))
+    out = build_report([runs_dir], tmp_path / "out" / "REPORT.md", n_bootstrap=100)
+    section = out.read_text().split("### Rollout videos", 1)[1].split("\n## ", 1)[0]
+    rows = [ln.strip("| ").split(" | ") for ln in section.splitlines() if ln.startswith("| ")][1:]
+    assert [r[0] for r in rows] == ["A_s0", "C_s0"]
+    a_eps = json.loads((runs_dir / "runs" / "A_s0" / "eval_sim" / "results.json").read_text())["episodes"]
+    assert rows[0][2] == str(a_eps[1]["init_state_id"]) and rows[0][3] == ("success" if a_eps[1]["success"] else "failure")
+    link = rows[0][5].split("](", 1)[1].rstrip(")")
+    assert link.endswith("_ep001.mp4") and (out.parent / link).resolve().stat().st_size == 100
+
+
 def test_report_is_deterministic(runs_dir, tmp_path):
     a = build_report([runs_dir], tmp_path / "a" / "REPORT.md", n_bootstrap=300)
     b = build_report([runs_dir], tmp_path / "b" / "REPORT.md", n_bootstrap=300)

@@ -44,6 +44,7 @@ sorted, so building it twice from the same results gives byte-identical REPORT.m
 
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -709,6 +710,29 @@ def sim_section(study: Study) -> list[str]:
     return out + [""]
 
 
+def videos_section(runs: list[RunRecord], out_dir: Path) -> list[str]:
+    """One clean closed-loop rollout per run, linked relative to the report: the smallest video its eval-sim
+    recorded (the one a matrix export keeps), with the episode it shows."""
+    rows = []
+    for r in runs:
+        if not (r.is_main and r.sim):
+            continue
+        found = [(ep, r.path / "eval_sim" / ep["video"]) for ep in r.sim.get("episodes", []) if ep.get("video")]
+        found = [(f.stat().st_size, f.name, ep, f) for ep, f in found if f.is_file()]
+        if not found:
+            continue
+        _, _, ep, f = min(found, key=lambda x: (x[0], x[1]))
+        link = Path(os.path.relpath(f, out_dir)).as_posix()
+        rows.append([r.name, f"{ep['suite']} #{ep['task_id']}", str(ep.get("init_state_id", MISSING)),
+                     "success" if ep.get("success") else "failure", str(ep.get("length", MISSING)), f"[{f.name}]({link})"])
+    if not rows:
+        return []
+    return ["### Rollout videos", "",
+            "One clean closed-loop episode per run (the smallest video eval-sim recorded, the one an exported run "
+            "keeps): a success or a characteristic failure, from the same fixed init states as the tables.", "",
+            *table(["run", "task", "init state", "outcome", "steps", "video"], rows), ""]
+
+
 # --- calibration: success vs training steps ---------------------------------------------------------------
 def calibration_points(runs: list[RunRecord]) -> dict:
     """arm -> step -> {"sim": [(seed, run, results)], "offline": [(seed, run, entry)]} for main runs with
@@ -1098,6 +1122,7 @@ def build_report(
     lines += [f"Intervals: {n_bootstrap} bootstrap resamples, seed {bootstrap_seed}; none below {stats.MIN_UNITS} "
               f"resampled units (\"{stats.TOO_SMALL}\").", ""]
     lines += config_section(runs) + seeds_section(study) + offline_section(study) + sim_section(study)
+    lines += videos_section(runs, output.parent)
     lines += calibration_section(calibration, sources)
     lines += comparisons_section(items) + interpretation(study, items)
     if images:
