@@ -319,6 +319,19 @@ def test_demo_calibration_scores_checkpoints_on_init_states_the_demo_does_not_re
             assert (sim.env.task, sim.env.task_ids, sim.corruption) == (demo_sim.env.task, demo_sim.env.task_ids, "none")
             states = set(range(sim.init_state_start, sim.init_state_start + sim.n_episodes_per_task))
             assert states == set(range(10, 20)) and not states & demo_states
+    # The curve is measured at the demo's own settings (only the step budget differs).
+    for key in ("log_freq", "dataset.eval_split", "tokenize.vocab_size", "policy.use_amp"):
+        assert plan.cfg.overrides[key] == demo.cfg.overrides[key], key
+    # The demo: four arms; C also under each world corruption on exactly the clean episodes.
+    assert [r.name for r in demo.runs] == ["A_s0", "B_s0", "C_s0", "C_no_world_input_s0"]
+    c_stages = {st.name: st.command for st in demo.stages(demo.runs[2])}
+    assert list(c_stages) == ["eval_offline", "eval_sim", "eval_sim_random", "eval_sim_shuffle", "eval_sim_mask"]
+    assert demo_states == set(range(10)) and demo_sim.max_steps is None  # LeRobot's 280-step libero_object limit
+    for mode in ("random", "shuffle", "mask"):
+        _, corrupted = _eval_sim_config(c_stages[f"eval_sim_{mode}"])
+        assert corrupted.corruption == mode
+        assert (corrupted.n_episodes_per_task, corrupted.init_state_start, corrupted.seed) == (
+            demo_sim.n_episodes_per_task, demo_sim.init_state_start, demo_sim.seed)
 
 
 def test_train_status_from_checkpoints(tmp_path):
