@@ -517,7 +517,9 @@ def test_bf16_training_through_lerobot_train(toy_dataset_root, toy_world_table, 
 
 
 def test_evaluators_autocast_keeps_the_world_tokens(meta, toy_world_table, toy_dataset):
-    """Under the evaluators' autocast (use_amp) the trunk runs in bf16 while the live tokens stay the table's."""
+    """Under the evaluators' autocast (use_amp) the trunk runs in bf16 while the live tokens stay the table's,
+    and the actions come back float32: LeRobot's postprocessors follow the action's dtype and lerobot-eval
+    hands the env `action.numpy()`, which has no bf16 (a bf16 action crashed stock lerobot-eval)."""
     from lerobot_world.policy.precision import policy_autocast
 
     policy = toy_policy("C", meta, toy_world_table, use_amp=True)
@@ -526,11 +528,16 @@ def test_evaluators_autocast_keeps_the_world_tokens(meta, toy_world_table, toy_d
     policy.reset()
     with torch.no_grad(), policy_autocast(policy.config, TEST_DEVICE):
         chunk = policy.predict_action_chunk(obs)
-    assert chunk.dtype == torch.bfloat16
+        policy.reset()
+        action = policy.select_action(obs)
+    assert chunk.dtype == torch.float32 and action.dtype == torch.float32
     assert torch.equal(policy.last_world_observed, policy.token_table.tokens[batch["index"]])
     policy.config.use_amp = False
+    policy.reset()
     with policy_autocast(policy.config, TEST_DEVICE):
-        assert policy.predict_action_chunk(obs).dtype == torch.float32
+        fp32_chunk = policy.predict_action_chunk(obs)
+    assert fp32_chunk.dtype == torch.float32
+    assert not torch.equal(chunk, fp32_chunk), "the use_amp chunk equals the fp32 one: the trunk did not run in bf16"
 
 
 @pytest.mark.parametrize("has_bf16_kernels", [True, False])

@@ -183,10 +183,12 @@ def test_published_folder_loads_like_lerobot_eval_in_fresh_process(published, to
 
 
 @pytest.mark.slow
-def test_published_folder_runs_in_real_lerobot_eval(toy_dataset_root, toy_world_table, tmp_path):
+@pytest.mark.parametrize("use_amp", [False, True], ids=["fp32", "bf16"])
+def test_published_folder_runs_in_real_lerobot_eval(use_amp, toy_dataset_root, toy_world_table, tmp_path):
     """Issue 6 Must-show 5 end to end: `lerobot-eval --policy.path=<published folder>` on a LIBERO task,
-    fresh process, real rendering. The toy policy also learns the LIBERO task's instruction (the policy
-    refuses unknown instructions), so the episode runs; its success is not the point."""
+    fresh process, real rendering, for an fp32 and a use_amp (bf16) checkpoint: lerobot-eval runs the latter
+    under autocast and converts its actions to numpy. The toy policy also learns the LIBERO task's
+    instruction (the policy refuses unknown instructions), so the episode runs; its success is not the point."""
     from eval_sim.libero_assets import ensure_libero_ready
 
     ensure_libero_ready(quiet=True)
@@ -204,7 +206,7 @@ def test_published_folder_runs_in_real_lerobot_eval(toy_dataset_root, toy_world_
         f"--dataset.eval_split={TOY_EVAL_SPLIT}", f"--output_dir={tmp_path / 'train'}", "--steps=2",
         "--batch_size=4", "--save_freq=2", "--num_workers=0", "--wandb.enable=false", "--seed=0",
         *[f for f in TINY_POLICY_FLAGS if not f.startswith("--policy.push_to_hub")],
-        "--policy.push_to_hub=true", f"--policy.repo_id={REPO_ID}",
+        "--policy.push_to_hub=true", f"--policy.repo_id={REPO_ID}", f"--policy.use_amp={str(use_amp).lower()}",
     ]
     result = subprocess.run(train, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

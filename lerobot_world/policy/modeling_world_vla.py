@@ -577,7 +577,9 @@ class WorldVLAPolicy(WorldModelCardMixin, PreTrainedPolicy):
         else:
             top = world_logits.topk(min(5, world_logits.shape[-1]), dim=-1).indices
             self.last_world_predicted, self.last_world_predicted_top5 = top[..., 0], top
-        return actions
+        # Under autocast (use_amp) the heads give bf16; actions leave the policy as float32, as in fp32: LeRobot's
+        # postprocessors follow the action's dtype and lerobot-eval converts it to numpy, which has no bf16.
+        return actions.float()
 
 
 def world_loss_and_metrics(logits: Tensor, targets: Tensor, valid: Tensor) -> tuple[Tensor, dict[str, float]]:
