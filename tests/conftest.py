@@ -1,6 +1,10 @@
 """Shared fixtures: small local datasets in the DESIGN §3 schema, made once per test session."""
 
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -119,3 +123,18 @@ def trained_checkpoints(toy_dataset_root, toy_world_table, tmp_path_factory) -> 
         assert result.returncode == 0, f"lerobot-train variant {variant} failed:\n{log[-4000:]}"
         runs[variant] = (out / "checkpoints" / "last" / "pretrained_model", log)
     return runs
+
+
+def kill_job_when(cmd: list[str], condition: Callable[[], bool], timeout_s: float = 1500, **popen) -> str:
+    """Run ``cmd`` in its own process group and SIGKILL the whole group (runner, trainers, envs) as soon as
+    ``condition()`` holds, as an interrupted work session would; returns the job's output so far."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **popen)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        if condition():
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.5)
+    proc.wait()
+    return proc.stdout.read()

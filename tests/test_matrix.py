@@ -3,14 +3,13 @@ run expansion/order, table sharing, resume state, and (slow) a real matrix kille
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_POLICY_FLAGS, TOY_EVAL_SPLIT, TOY_REPO_ID
+from conftest import TINY_POLICY_FLAGS, TOY_EVAL_SPLIT, TOY_REPO_ID, kill_job_when
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -531,17 +530,9 @@ overrides:
 """)
     exe = [sys.executable, "-m", "lerobot_world.cli", "matrix", f"--config={config}"]
     out = tmp_path / "out"
-    proc = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     # Kill the whole matrix (runner + trainer) once C has written a checkpoint short of its 6 steps.
-    deadline = time.time() + 900
     c_last = out / "runs" / "C_s0" / "train" / "checkpoints" / "last" / "training_state" / "training_step.json"
-    while time.time() < deadline and proc.poll() is None:
-        if c_last.is_file() and json.loads(c_last.read_text())["step"] < 6:
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.5)
-    proc.wait()
-    first_log = proc.stdout.read()
+    first_log = kill_job_when(exe, lambda: c_last.is_file() and json.loads(c_last.read_text())["step"] < 6, 900)
     assert c_last.is_file(), f"C never checkpointed before the matrix ended:\n{first_log[-3000:]}"
     killed_at = json.loads(c_last.read_text())["step"]
     assert killed_at < 6, "the matrix finished before it could be killed; the test proved nothing"

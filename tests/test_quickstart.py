@@ -2,15 +2,13 @@
 training, run again it continues and finishes; a third run redoes nothing and writes the same tables."""
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_job_when
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = [sys.executable, str(ROOT / "scripts" / "quickstart.py")]
@@ -25,18 +23,9 @@ def _tables(report: str) -> str:
 def test_quickstart_killed_during_training_continues_and_finishes_with_the_same_tables(tmp_path):
     out = tmp_path / "demo"
     args = [f"--output_dir={out}", "--episodes=3", "--steps=2", "--sim_episodes=1", "--max_steps=10"]
-    proc = subprocess.Popen(QUICKSTART + args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
     # Kill the whole job (quickstart, matrix runner, trainer) once the second arm has started training.
     b_log = out / "matrix" / "runs" / "B_s0" / "train.log"
-    deadline = time.time() + 1500
-    while time.time() < deadline and proc.poll() is None:
-        if b_log.is_file():
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.5)
-    proc.wait()
-    first = proc.stdout.read()
+    first = kill_job_when(QUICKSTART + args, b_log.is_file, 1500, cwd=ROOT)
     assert b_log.is_file(), f"the job never reached B's training:\n{first[-3000:]}"
     assert not (out / "REPORT.md").exists(), "the job finished before it could be killed; the test proved nothing"
 
