@@ -178,6 +178,8 @@ class CLIArgs:
     dry_run: bool = False
     # Run only these run names (default: all).
     only: list[str] | None = None
+    # Train a use_amp matrix on a CPU without bf16 kernels anyway (refused by default: see _refuse_slow_bf16).
+    allow_slow_bf16: bool = False
 
 
 class Stage(NamedTuple):
@@ -1013,13 +1015,14 @@ def describe(plan: Plan, exported: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-USAGE = """usage: lerobot-world matrix --config=configs/matrix/NAME.yaml [--dry_run] [--only=RUN,RUN] [--KEY=VALUE ...]
+USAGE = """usage: lerobot-world matrix --config=configs/matrix/NAME.yaml [--dry_run] [--only=RUN,RUN] [--allow_slow_bf16]
+       [--KEY=VALUE ...]
 Any other --KEY=VALUE overrides the matrix file (e.g. --output_dir=..., --wandb.mode=offline).
 Matrix file fields:"""
 
 
 def _parse_cli(argv: list[str]) -> tuple[CLIArgs, list[str]]:
-    """--config/--dry_run/--only are the runner's; everything else overrides the matrix file."""
+    """--config/--dry_run/--only/--allow_slow_bf16 are the runner's; everything else overrides the matrix file."""
     cli, rest = CLIArgs(), []
     for arg in argv:
         key, _, value = arg.partition("=")
@@ -1031,9 +1034,33 @@ def _parse_cli(argv: list[str]) -> tuple[CLIArgs, list[str]]:
             cli.dry_run = value.lower() in ("", "true", "1")
         elif key == "--only":
             cli.only = [v for v in value.split(",") if v]
+        elif key == "--allow_slow_bf16":
+            if value.lower() not in ("", "true", "false", "1", "0"):
+                raise MatrixError(f"--allow_slow_bf16={value!r} is not a boolean; expected true or false.")
+            cli.allow_slow_bf16 = value.lower() in ("", "true", "1")
         else:
             rest.append(arg)
     return cli, rest
+
+
+def _refuse_slow_bf16(plan: Plan) -> None:
+    """A CPU matrix that sets policy.use_amp, on a CPU without oneDNN bf16 kernels (AVX2 only: no AVX-512 BF16,
+    no AMX), would train many times slower than fp32: cpu_study's A_s0 ran 13 s/step there against ~1.5 s in
+    fp32. Switching such a study to fp32 would mix precisions across its runs, so stop before the first step
+    and say where it can run instead."""
+    import torch
+
+    policy = plan.preset.policy
+    if str(policy.get("device", "cpu")) != "cpu" or _parse_scalar(policy.get("use_amp", False)) is not True:
+        return
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return
+    raise MatrixError(
+        f"matrix {plan.cfg.name!r} trains with policy.use_amp=true on CPU, but this CPU has no bf16 kernels "
+        f"(torch.ops.mkldnn._is_mkldnn_bf16_supported() is False; capability "
+        f"{torch.backends.cpu.get_cpu_capability()}), where bf16 runs many times slower than fp32; expected a CPU "
+        "with AVX-512 BF16 or AMX. Run it on such a machine, or pass --allow_slow_bf16=true to train here anyway."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1064,6 +1091,8 @@ def main(argv: list[str] | None = None) -> None:
             plan.root.mkdir(parents=True, exist_ok=True)
             print(f"dry run: commands written to {write_reproduce(plan)}; nothing executed.")
             return
+        if not cli.allow_slow_bf16:
+            _refuse_slow_bf16(plan)
         if plan.results_dir is not None:
             # Before anything runs: the committed results must have been made from this very dataset.
             record, written = study_results.check_dataset(plan.results_dir, plan.cfg.dataset.repo_id, plan.cfg.dataset.root)
