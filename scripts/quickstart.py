@@ -130,7 +130,7 @@ def main() -> None:
     # 2. Tokens, the four arms, offline evaluation, closed loop and closed-loop corruption for C: the matrix
     #    runner, which resumes an interrupted training from its last checkpoint and skips finished stages.
     print("\n[2/3] world tokens, four arms, offline, closed-loop and corruption evaluation (matrix runner)", flush=True)
-    import torch
+    from lerobot_world.policy.precision import cpu_has_bf16_kernels
 
     cfg["dataset"]["root"] = str(data)
     cfg["output_dir"] = str(matrix_dir)
@@ -141,7 +141,7 @@ def main() -> None:
     if args.max_steps is not None:
         sim_args = set_flag(sim_args, "max_steps", args.max_steps)
     cfg["eval_sim"]["extra_args"] = sim_args
-    if cfg["overrides"].get("policy.use_amp") and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if cfg["overrides"].get("policy.use_amp") and not cpu_has_bf16_kernels():
         print("  this CPU has no bf16 kernels (AVX-512 BF16 / AMX): training in fp32 (bf16 would be ~3x slower)")
         cfg["overrides"]["policy.use_amp"] = False
     config_path = out / "matrix_demo.yaml"

@@ -21,6 +21,14 @@ def policy_autocast(policy_config, device):
     return torch.autocast(device_type=device_type)
 
 
+def cpu_has_bf16_kernels() -> bool:
+    """Whether oneDNN has bf16 kernels on this CPU (AVX-512 BF16 or AMX); without them bf16 autocast falls back
+    to a path many times slower than fp32."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def warn_if_cpu_bf16_is_slow(policy_config) -> None:
     """bf16 autocast on a CPU without oneDNN bf16 kernels (no AVX-512 BF16 / AMX, e.g. AVX2 only) falls back
     to a slow convolution path: a world_vla step was measured 3.3x slower than fp32 there. Say so once,
@@ -29,7 +37,7 @@ def warn_if_cpu_bf16_is_slow(policy_config) -> None:
 
     if not getattr(policy_config, "use_amp", False) or torch.device(policy_config.device or "cpu").type != "cpu":
         return
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not cpu_has_bf16_kernels():
         logging.warning(
             "world_vla: use_amp=true on a CPU without bf16 kernels (torch.ops.mkldnn._is_mkldnn_bf16_supported() "
             "is False; CPU capability %s): bf16 autocast runs several times slower than fp32 here; "

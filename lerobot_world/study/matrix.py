@@ -1021,6 +1021,13 @@ Any other --KEY=VALUE overrides the matrix file (e.g. --output_dir=..., --wandb.
 Matrix file fields:"""
 
 
+def _cli_bool(key: str, value: str) -> bool:
+    """A runner flag given bare (`--dry_run`) or as `--dry_run=true|false|1|0`."""
+    if value.lower() not in ("", "true", "false", "1", "0"):
+        raise MatrixError(f"{key}={value!r} is not a boolean; expected true or false.")
+    return value.lower() in ("", "true", "1")
+
+
 def _parse_cli(argv: list[str]) -> tuple[CLIArgs, list[str]]:
     """--config/--dry_run/--only/--allow_slow_bf16 are the runner's; everything else overrides the matrix file."""
     cli, rest = CLIArgs(), []
@@ -1029,15 +1036,11 @@ def _parse_cli(argv: list[str]) -> tuple[CLIArgs, list[str]]:
         if key == "--config":
             cli.config = value
         elif key == "--dry_run":
-            if value.lower() not in ("", "true", "false", "1", "0"):
-                raise MatrixError(f"--dry_run={value!r} is not a boolean; expected true or false.")
-            cli.dry_run = value.lower() in ("", "true", "1")
+            cli.dry_run = _cli_bool(key, value)
         elif key == "--only":
             cli.only = [v for v in value.split(",") if v]
         elif key == "--allow_slow_bf16":
-            if value.lower() not in ("", "true", "false", "1", "0"):
-                raise MatrixError(f"--allow_slow_bf16={value!r} is not a boolean; expected true or false.")
-            cli.allow_slow_bf16 = value.lower() in ("", "true", "1")
+            cli.allow_slow_bf16 = _cli_bool(key, value)
         else:
             rest.append(arg)
     return cli, rest
@@ -1050,10 +1053,12 @@ def _refuse_slow_bf16(plan: Plan) -> None:
     and say where it can run instead."""
     import torch
 
+    from lerobot_world.policy.precision import cpu_has_bf16_kernels
+
     policy = plan.preset.policy
     if str(policy.get("device", "cpu")) != "cpu" or _parse_scalar(policy.get("use_amp", False)) is not True:
         return
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if cpu_has_bf16_kernels():
         return
     raise MatrixError(
         f"matrix {plan.cfg.name!r} trains with policy.use_amp=true on CPU, but this CPU has no bf16 kernels "
