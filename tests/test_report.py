@@ -75,7 +75,9 @@ def _offline(variant: str, seed: int, mse: float, rng: np.random.Generator, held
         "variant": variant,
         "action": {"n_frames": 20 * len(heldout), "n_episodes": len(heldout), "n_chunk_steps": 10 * len(heldout),
                    "n_action_dims": 7,
-                   "normalized": {"mse": metric, "l1": metric, "first_step_mse": metric},
+                   "normalized": {"mse": metric, "l1": metric, "first_step_mse": metric,
+                                  "per_dim": {"names": ["x", "yaw"], "mse": [total / 2, total * 1.5],
+                                              "mse_ci95": None if small else [[0.01, 0.02], [0.1, 0.2]]}},
                    "raw": {"mse": metric, "l1": metric, "first_step_mse": metric}},
         "world": None,
         "corruption": {"uses_world_input": variant == "C", "clean_mse": total,
@@ -181,6 +183,11 @@ def test_report_tables_plots_and_sections(runs_dir, tmp_path):
     assert "| C | 0, 1 | 20 |" in text and "| 0.000 [0.000, 0.000] |" in _line(text, "| C | 0, 1 | 20 |")
     assert _line(text, "| B | 0, 1 | 20 |").endswith("| 0.667 [0.667, 0.667] |")
     assert "accuracy on changed pairs (copy = 0)" in text
+    # per action dimension, each run's own values with its interval
+    assert "| run | seed | x | yaw |" in text
+    a0 = json.loads((runs_dir / "runs" / "A_s0" / "eval_offline" / "results.json").read_text())["checkpoints"][0]
+    x, yaw = a0["action"]["normalized"]["per_dim"]["mse"]
+    assert _line(text, f"| A_s0 | 0 | {x:.4f} [0.0100, 0.0200] | {yaw:.4f} [0.1000, 0.2000] |")
     report = json.loads((tmp_path / "out" / "REPORT.json").read_text())
     assert report["plots"] == ["world_accuracy.png", "success_within_T.png"]
     assert [c["what"] for c in report["comparisons"]] == ["aux loss", "actions reading the forecast", "world input"]

@@ -378,3 +378,50 @@ def test_calibration_from_closed_loop_checkpoints(tmp_path):
     for d in (run / "eval_sim_step4", run / "eval_sim_step8", run / "eval_offline_step4", sweep / "eval_sim_step4"):
         shutil.rmtree(d)
     assert "Calibration" not in build_report([root], tmp_path / "R2.md", n_bootstrap=300).read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# (e) the one rollout video a run keeps fits the size cap: copied when small, re-encoded when not
+# ------------------------------------------------------------------------------------------------
+
+
+def _write_video(path: Path, n_frames: int, seed: int) -> None:
+    """A moving gradient with noise, written as eval-sim writes its videos (x264 ultrafast), here lossless."""
+    import imageio.v2 as imageio
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 200, 96, dtype=np.float32)
+    with imageio.get_writer(str(path), fps=20, codec="libx264", quality=None, macro_block_size=16,
+                            pixelformat="yuv420p", output_params=["-preset", "ultrafast", "-crf", "0"]) as w:
+        for t in range(n_frames):
+            img = (ramp[None, :, None] + t + rng.normal(0, 12, (96, 96, 3))).clip(0, 255).astype(np.uint8)
+            w.append_data(img)
+
+
+def test_kept_video_fits_the_cap(tmp_path):
+    from lerobot_world.study.results import keep_one_video
+    from eval_sim.video import read_frames
+
+    src = tmp_path / "videos"
+    src.mkdir()
+    _write_video(src / "long.mp4", 40, 0)
+    _write_video(src / "short.mp4", 20, 1)
+    short = (src / "short.mp4").read_bytes()
+    assert len(short) < (src / "long.mp4").stat().st_size
+
+    # Under the cap: the smallest video, byte for byte.
+    kept = keep_one_video(src, tmp_path / "a", max_bytes=len(short))
+    assert kept == tmp_path / "a" / "short.mp4" and kept.read_bytes() == short
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["short.mp4"]
+
+    # Over the cap: re-encoded below it, the same frames' count and size, still playable.
+    cap = len(short) // 2
+    kept = keep_one_video(src, tmp_path / "b", max_bytes=cap)
+    assert kept == tmp_path / "b" / "short.mp4" and kept.stat().st_size <= cap
+    assert read_frames(kept).shape == read_frames(src / "short.mp4").shape == (20, 96, 96, 3)
+    assert (src / "short.mp4").read_bytes() == short  # the source is left as it was
+
+    # No re-encoding fits: nothing is kept, no empty folder; no videos at all: the same.
+    assert keep_one_video(src, tmp_path / "c", max_bytes=100) is None and not (tmp_path / "c").exists()
+    assert keep_one_video(tmp_path / "none", tmp_path / "d", max_bytes=cap) is None and not (tmp_path / "d").exists()

@@ -525,7 +525,7 @@ def _run_ci(value, ci, small: bool, digits=3) -> str:
 
 def offline_section(study: Study) -> list[str]:
     runs = study.runs
-    rows, world_rows, corr_rows = [], [], []
+    rows, dim_rows, world_rows, corr_rows, dim_names = [], [], [], [], None
     for r in runs:
         o = r.offline
         if not o:
@@ -539,6 +539,11 @@ def offline_section(study: Study) -> list[str]:
             _run_ci(n["first_step_mse"]["value"], n["first_step_mse"]["ci95"], small, 4),
             _run_ci(raw["mse"]["value"], raw["mse"]["ci95"], small, 4),
         ])
+        dims = n.get("per_dim")
+        if dims:
+            dim_names = dim_names or dims["names"]
+            cis = dims.get("mse_ci95") or [None] * len(dims["mse"])
+            dim_rows.append([r.name, fmt(r.seed), *[_run_ci(v, ci, small, 4) for v, ci in zip(dims["mse"], cis, strict=True)]])
         w = o.get("world")
         if w:
             avg, pk = w["avg"], w["per_k"]
@@ -585,6 +590,10 @@ def offline_section(study: Study) -> list[str]:
             "Each checkpoint's own numbers (eval-offline's episode bootstrap; one checkpoint = one seed).", ""]
     out += table(["run", "seed", "episodes", "frames", "MSE (norm.)", "L1 (norm.)", "first-step MSE (norm.)",
                   "MSE (raw)"], rows)
+    if dim_rows and all(len(row) == len(dim_names) + 2 for row in dim_rows):
+        out += ["", "Normalized action MSE per action dimension (same chunks, eval-offline's episode bootstrap): "
+                "where an arm's error differs, it shows which part of the action carries the difference.", ""]
+        out += table(["run", "seed", *dim_names], dim_rows)
     if world_rows:
         out += ["", "### World-token prediction (per run)", "",
                 "Top-1/top-5 averaged over horizons k = 1..K, beside the copy baseline P(w_t = w_{t+k}) and the "
@@ -729,7 +738,8 @@ def videos_section(runs: list[RunRecord], out_dir: Path) -> list[str]:
         return []
     return ["### Rollout videos", "",
             "One clean closed-loop episode per run (the smallest video eval-sim recorded, the one an exported run "
-            "keeps): a success or a characteristic failure, from the same fixed init states as the tables.", "",
+            "keeps, re-encoded smaller when it was over 2 MiB): a success or a characteristic failure, from the same "
+            "fixed init states as the tables.", "",
             *table(["run", "task", "init state", "outcome", "steps", "video"], rows), ""]
 
 

@@ -11,7 +11,8 @@ gone next time. What must last goes into git under the matrix's ``results_dir``:
       runs/<name>/     one finished run (every stage done), exported in one rename:
                          state.json, commands.sh (every command the run executed, in order), train_config.json,
                          policy_config.json, train_log_tail.txt, timing.json, <stage>/results.{json,md} and
-                         small plots, at most one short video (the clean eval_sim's smallest mp4), and
+                         small plots, at most one short video (the clean eval_sim's smallest mp4, re-encoded
+                         smaller when it is over 2 MiB), and
                          complete.json, written last: every file with its sha256 and the plan it was made under.
 
 A run folder with a valid complete.json is *done*: the matrix skips it even when the cache is empty. One
@@ -40,6 +41,7 @@ COMMANDS_FILE = "commands.sh"
 STAGE_RESULT_FILES = ("results.json", "results.md")
 TRAIN_LOG_TAIL_LINES = 50
 MAX_VIDEO_BYTES = 2 << 20
+VIDEO_REENCODE_CRF = 28
 MAX_PLOT_BYTES = 1 << 20
 # The stage whose smallest video is kept (the clean closed-loop evaluation of the final checkpoint).
 VIDEO_STAGE = "eval_sim"
@@ -214,6 +216,32 @@ def _timing(state: dict) -> dict:
     return timing
 
 
+def keep_one_video(src: Path, dst: Path, max_bytes: int) -> Path | None:
+    """Put the smallest ``src/*.mp4`` into ``dst`` under ``max_bytes``; returns its path, or None when none fits.
+
+    eval-sim writes its videos fast (x264 "ultrafast"): a 520-step LIBERO rollout is 2-3 MB. One over the cap
+    is re-encoded by LeRobot's ``reencode_video`` (h264, CRF 28, preset "slow": ~0.6 MB, same frames and
+    frame rate); the copy in the cache is left as it was."""
+    videos = sorted((p.stat().st_size, p.name, p) for p in src.glob("*.mp4")) if src.is_dir() else []
+    if not videos:
+        return None
+    size, name, path = videos[0]
+    dst.mkdir()
+    if size <= max_bytes:
+        return Path(shutil.copyfile(path, dst / name))
+    from lerobot.configs import RGBEncoderConfig
+    from lerobot.datasets.video_utils import reencode_video
+
+    small = dst / name
+    encoder = RGBEncoderConfig(vcodec="h264", pix_fmt="yuv420p", crf=VIDEO_REENCODE_CRF, preset="slow", g=None)
+    reencode_video(path, small, video_encoder=encoder, encoder_threads=1, overwrite=True)
+    if small.stat().st_size <= max_bytes:
+        return small
+    small.unlink()
+    dst.rmdir()
+    return None
+
+
 def export_run(
     run_dir: Path,
     results_dir: Path,
@@ -258,12 +286,7 @@ def export_run(
                 if png.stat().st_size <= MAX_PLOT_BYTES:
                     shutil.copyfile(png, dst / png.name)
             if stage == VIDEO_STAGE:
-                videos = sorted((p.stat().st_size, p.name, p) for p in (src / "videos").glob("*.mp4")) \
-                    if (src / "videos").is_dir() else []
-                small = [v for v in videos if v[0] <= max_video_bytes]
-                if small:
-                    (dst / "videos").mkdir()
-                    shutil.copyfile(small[0][2], dst / "videos" / small[0][1])
+                keep_one_video(src / "videos", dst / "videos", max_video_bytes)
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         marker = {"format": FORMAT, "run": name, "stages": ["train", *stages], "plan": spec, "files": files}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
