@@ -6,6 +6,7 @@ hits every model alike). Targets: A/ACT <= 1.05 and C/ACT <= 1.15.
     .venv/bin/python scripts/bench_policy_step.py            # LIBERO-like CPU size (96 px, two cameras)
     .venv/bin/python scripts/bench_policy_step.py --quick    # tiny, seconds (used by the tests)
     .venv/bin/python scripts/bench_policy_step.py --amp --profile   # world_vla under bf16 autocast; op profile
+    .venv/bin/python scripts/bench_policy_step.py --amp --profile --output=F.json   # the same, kept as JSON
 
 `--amp` runs the world_vla models' forward under `torch.autocast("cpu", dtype=torch.bfloat16)` (what
 `--policy.use_amp=true` makes lerobot-train do) while ACT stays fp32. `--profile` then profiles a few
@@ -14,6 +15,7 @@ The full lerobot-train step including data loading is measured by scripts/bench_
 """
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--image_size", type=int, default=96)
     parser.add_argument("--amp", action="store_true", help="world_vla under bf16 autocast (ACT stays fp32)")
     parser.add_argument("--profile", action="store_true", help="torch.profiler table of world_vla C's step")
+    parser.add_argument("--output", type=Path, default=None, help="also write the numbers (and profile) as JSON")
     args = parser.parse_args()
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -112,13 +115,20 @@ def main() -> None:
                     step(name)
                 times[name].append((time.perf_counter() - start) / args.steps_per_round)
 
+        profile_record = None
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
+            n_profiled = max(2, args.steps_per_round)
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                for _ in range(max(2, args.steps_per_round)):
+                for _ in range(n_profiled):
                     step("world_vla C")
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+            averages = prof.key_averages()
+            print(averages.table(sort_by="self_cpu_time_total", row_limit=20))
+            profile_record = profile_summary(averages, n_profiled)
+            print(f"\nworld_vla C step by operator group (share of self CPU time over {n_profiled} steps):")
+            for group, share in profile_record["groups"].items():
+                print(f"  {group:<34} {share:6.1%}")
 
     base = statistics.median(times["ACT"])
     # bf16 autocast is only fast where oneDNN has bf16 kernels (AVX-512 BF16 / AMX); elsewhere (e.g. an
@@ -129,10 +139,55 @@ def main() -> None:
           f"C: K={world['future_offset']} context={world['world_context']}; world_vla bf16 autocast: {args.amp}; "
           f"median of {args.rounds} rounds")
     print(f"{'model':<14} {'s/step':>9} {'/ ACT':>7} {'params':>10}")
+    record = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "machine": machine(), "trunk": trunk, "world": world, "models": {}}
     for name, policy in models.items():
         median = statistics.median(times[name])
         n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
         print(f"{name:<14} {median:>9.4f} {median / base:>7.3f} {n_params:>10,}")
+        record["models"][name] = {"step_s": median, "vs_act": median / base, "rounds_s": times[name],
+                                  "params": n_params, "bf16_autocast": args.amp and name != "ACT"}
+    if profile_record is not None:
+        record["profile_world_vla_C"] = profile_record
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"\nwritten to {args.output}")
+
+
+# Operator groups for the profile summary, first match wins (self CPU time, so no op is counted twice).
+OP_GROUPS = (
+    ("convolution backward", ("convolution_backward",)),
+    ("convolution forward", ("convolution", "conv2d")),
+    ("matmul / linear / attention", ("addmm", "::mm", "bmm", "matmul", "linear", "baddbmm", "scaled_dot_product")),
+    ("optimizer (AdamW foreach)", ("_foreach", "optimizer", "lerp", "addcdiv", "addcmul")),
+    ("copies and dtype casts", ("copy_", "_to_copy", "::to")),
+    ("dropout (bernoulli)", ("bernoulli", "dropout")),
+    ("batch / layer norm", ("batch_norm", "layer_norm")),
+)
+
+
+def profile_summary(averages, n_steps: int) -> dict:
+    """Self CPU time of the profiled steps by operator group and the top operators (what bounds the step)."""
+    total = sum(e.self_cpu_time_total for e in averages) or 1.0
+    groups = {name: 0.0 for name, _ in OP_GROUPS}
+    groups["other"] = 0.0
+    for e in averages:
+        key = e.key.lower()
+        group = next((name for name, pats in OP_GROUPS if any(p in key for p in pats)), "other")
+        groups[group] += e.self_cpu_time_total / total
+    top = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)[:25]
+    return {"steps": n_steps, "self_cpu_s_per_step": total / 1e6 / n_steps,
+            "groups": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
+            "top_ops": [{"op": e.key, "self_cpu_share": e.self_cpu_time_total / total,
+                         "calls_per_step": e.count / n_steps} for e in top]}
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), None) if Path("/proc/cpuinfo").is_file() else None
+    return {"cpu": model, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}
 
 
 if __name__ == "__main__":

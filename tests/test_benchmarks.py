@@ -1,5 +1,6 @@
 """The benchmark scripts still run (tiny sizes): a benchmark that rots silently measures nothing."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,9 +8,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_bench_policy_step_quick_with_profile():
+def test_bench_policy_step_quick_with_profile(tmp_path):
+    record_path = tmp_path / "bench.json"
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "bench_policy_step.py"), "--quick", "--profile"],
+        [sys.executable, str(REPO / "scripts" / "bench_policy_step.py"), "--quick", "--profile",
+         f"--output={record_path}"],
         capture_output=True, text=True, timeout=600, cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -20,6 +23,16 @@ def test_bench_policy_step_quick_with_profile():
     assert any(line.startswith("ACT ") for line in lines)
     assert "Self CPU time total" in out.stdout  # the torch.profiler table
     assert "oneDNN bf16 kernels:" in out.stdout
+    # the same numbers as JSON, with the profile grouped by operator: shares of one total
+    record = json.loads(record_path.read_text())
+    assert set(record["models"]) == {"ACT", "world_vla A", "world_vla C"}
+    assert record["models"]["ACT"]["vs_act"] == 1.0
+    for name, row in record["models"].items():
+        assert abs(row["step_s"] / record["models"]["ACT"]["step_s"] - row["vs_act"]) < 1e-9
+    groups = record["profile_world_vla_C"]["groups"]
+    assert abs(sum(groups.values()) - 1.0) < 1e-6 and groups["convolution forward"] > 0
+    assert groups["convolution backward"] > 0 and groups["optimizer (AdamW foreach)"] > 0
+    assert f"{list(groups)[0]}" in out.stdout  # printed too
 
 
 def test_bench_train_step_refuses_a_missing_dataset(tmp_path):
