@@ -334,3 +334,22 @@ def test_report_bad_input(runs_dir, tmp_path, capsys):
             json.dumps(_sim_results(_sim_episodes(0.5, np.random.default_rng(0), None), None)))
     with pytest.raises(ReportError, match="two main runs of arm C with seed 0"):
         build_report([twice / "C_s0", twice / "C_s0_again"], tmp_path / "R2.md")
+
+
+def test_training_fit_is_the_mean_of_the_last_logged_intervals(runs_dir, tmp_path):
+    """Section 1 shows each run's fit on its training batches (the end of its lerobot-train log), so a reader
+    can tell under-fitting from over-fitting; runs without a log get no row."""
+    def line(step, l1, extra=""):
+        return (f"INFO 2026-12-05 16:14:18 ot_train.py:641 step:{step} smpl:188K ep:669 epch:5.22 loss:{l1 + 0.1:.3f} "
+                f"grdn:2.000 lr:1.0e-04 updt_s:0.500 data_s:0.020 smp/s:29 l1_loss:{l1:.3f} kld_loss:0.000{extra}\n")
+    a_log = "".join(line(f"{k}K", 0.5) for k in range(5))  # older intervals, outside the last 10
+    a_log += "".join(line("12K", 0.100 + 0.002 * i) for i in range(10))  # mean 0.109
+    a_log += "INFO 2026-12-05 16:16:36 ot_train.py:687 Checkpoint policy after step 12000\n"
+    (runs_dir / "runs" / "A_s0" / "train_log_tail.txt").write_text(a_log)
+    (runs_dir / "runs" / "C_s0" / "train.log").write_text(  # a cache folder's full log, three intervals
+        "".join(line("1K", 0.2, " world_ce:0.300 world_top1:0.900 world_top1_k1:0.950") for _ in range(3)))
+    text = build_report([runs_dir], tmp_path / "out" / "REPORT.md", n_bootstrap=100).read_text()
+    section = text.split("### Training fit", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith("| run")]
+    assert rows == ["| A_s0 | 10 | 0.109 | — | — | 2.00 | 0.520 | 3.8% |",
+                    "| C_s0 | 3 | 0.200 | 0.300 | 0.900 | 2.00 | 0.520 | 3.8% |"]

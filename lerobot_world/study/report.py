@@ -45,6 +45,7 @@ sorted, so building it twice from the same results gives byte-identical REPORT.m
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,7 @@ class RunRecord:
     sim_steps: dict = field(default_factory=dict)  # training step -> eval_sim results.json of that checkpoint
     offline_steps: dict = field(default_factory=dict)  # training step -> eval_offline checkpoint entry
     commands: list | None = None  # (stage, command) from the run's commands.sh, in execution order
+    train_fit: dict | None = None  # mean of the last logged training intervals (train_fit_from_log)
 
     @property
     def is_main(self) -> bool:
@@ -157,7 +159,30 @@ def load_run(path: Path, label: str | None = None) -> RunRecord:
         record.offline_steps[n] = _load_json(d / "results.json")["checkpoints"][0]
     if (path / COMMANDS_FILE).is_file():
         record.commands = read_commands(path / COMMANDS_FILE)
+    log = _first_existing(path / "train_log_tail.txt", path / "train.log")
+    if log is not None:
+        record.train_fit = train_fit_from_log(log)
     return record
+
+
+TRAIN_LOG_LINE = re.compile(r"\bstep:\S+ .*\bloss:")
+TRAIN_LOG_VALUE = re.compile(r"(?<![\w/])([a-z][a-z0-9_]*):(-?[0-9.]+(?:e[-+]?[0-9]+)?)(?=\s|$)")
+TRAIN_FIT_INTERVALS = 10
+
+
+def train_fit_from_log(path: Path, n: int = TRAIN_FIT_INTERVALS) -> dict | None:
+    """Mean of each metric over the last ``n`` lerobot-train log lines (each LeRobot's running average over one
+    log interval of training batches), or None when the log has none. Only the file's end is read: a cache's
+    train.log of a resumed run holds every attempt, the last lines are the final training's."""
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - (256 << 10)))
+        text = f.read().decode("utf-8", errors="replace")
+    lines = [ln for ln in text.splitlines() if TRAIN_LOG_LINE.search(ln)][-n:]
+    if not lines:
+        return None
+    parsed = [dict((k, float(v)) for k, v in TRAIN_LOG_VALUE.findall(ln)) for ln in lines]
+    keys = [k for k in parsed[-1] if all(k in p for p in parsed)]
+    return {"intervals": len(parsed), **{k: sum(p[k] for p in parsed) / len(parsed) for k in keys}}
 
 
 def collect_runs(paths: list[Path]) -> list[RunRecord]:
@@ -480,7 +505,30 @@ def config_section(runs: list[RunRecord]) -> list[str]:
         ])
     header = ["run", "variant", "world input", "world loss", "prediction", "seed", "K", "V", "ctx (stride)",
               "λ_world", "dim/enc/dec", "chunk/exec", "steps", "batch"]
-    return ["## 1. Configurations", "", *table(header, rows), ""]
+    return ["## 1. Configurations", "", *table(header, rows), "", *training_fit_section(runs)]
+
+
+def training_fit_section(runs: list[RunRecord]) -> list[str]:
+    """How well each run fits its own training batches at the end: tells under-fitting (a high training loss)
+    from over-fitting (a low one beside a high held-out error in section 3)."""
+    rows = []
+    for r in runs:
+        f = r.train_fit
+        if not f or "l1_loss" not in f:
+            continue
+        step = f.get("updt_s", 0.0) + f.get("data_s", 0.0)
+        rows.append([r.name, str(f["intervals"]), fmt(f["l1_loss"]), fmt(f.get("world_ce")), fmt(f.get("world_top1")),
+                     fmt(f.get("grdn"), 2), fmt(step) if step else MISSING,
+                     f"{f['data_s'] / step:.1%}" if step and "data_s" in f else MISSING])
+    if not rows:
+        return []
+    return ["### Training fit", "",
+            f"Mean of the last {TRAIN_FIT_INTERVALS} lerobot-train log lines before the final checkpoint (each "
+            "LeRobot's running average over one log interval of training batches): L1 action loss (normalized), "
+            "world cross-entropy and top-1 on training batches, gradient norm, and the step time on the machine that "
+            "trained it. Training-batch numbers show fit, not generalization (section 3 has the held-out ones).", "",
+            *table(["run", "intervals", "L1 (train)", "world CE (train)", "world top-1 (train)", "grad norm",
+                    "s/step", "data share"], rows), ""]
 
 
 def seeds_section(study: Study) -> list[str]:
