@@ -159,7 +159,7 @@ OP_GROUPS = (
     ("convolution backward", ("convolution_backward",)),
     ("convolution forward", ("convolution", "conv2d")),
     ("matmul / linear / attention", ("addmm", "::mm", "bmm", "matmul", "linear", "baddbmm", "scaled_dot_product")),
-    ("optimizer (AdamW foreach)", ("_foreach", "optimizer", "lerp", "addcdiv", "addcmul")),
+    ("optimizer (AdamW lerp/addcdiv/addcmul/sqrt)", ("_foreach", "optimizer", "lerp", "addcdiv", "addcmul", "sqrt")),
     ("copies and dtype casts", ("copy_", "_to_copy", "::to")),
     ("dropout (bernoulli)", ("bernoulli", "dropout")),
     ("batch / layer norm", ("batch_norm", "layer_norm")),
