@@ -139,7 +139,8 @@ def main() -> None:
           f"C: K={world['future_offset']} context={world['world_context']}; world_vla bf16 autocast: {args.amp}; "
           f"median of {args.rounds} rounds")
     print(f"{'model':<14} {'s/step':>9} {'/ ACT':>7} {'params':>10}")
-    record = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "machine": machine(), "trunk": trunk, "world": world, "models": {}}
+    record = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "machine": machine(), "trunk": trunk, "world": world, "models": {}}
     for name, policy in models.items():
         median = statistics.median(times[name])
         n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
@@ -183,9 +184,9 @@ def profile_summary(averages, n_steps: int) -> dict:
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), None) if Path("/proc/cpuinfo").is_file() else None
-    return {"cpu": model, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+    from quickstart import cpu_name  # a sibling script (scripts/ is on sys.path when a script runs)
+
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}
 

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from lerobot_world import stats
 from lerobot_world.errors import UserError, parse_config, run_command
-from lerobot_world.study.results import COMMANDS_FILE, read_commands
+from lerobot_world.study.results import COMMANDS_FILE, log_tail, read_commands
 from lerobot_world.vocabulary import CORRUPTIONS, MISSING, VARIANTS
 
 ARCH = {
@@ -172,12 +172,10 @@ TRAIN_FIT_INTERVALS = 10
 
 def train_fit_from_log(path: Path, n: int = TRAIN_FIT_INTERVALS) -> dict | None:
     """Mean of each metric over the last ``n`` lerobot-train log lines (each LeRobot's running average over one
-    log interval of training batches), or None when the log has none. Only the file's end is read: a cache's
-    train.log of a resumed run holds every attempt, the last lines are the final training's."""
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - (256 << 10)))
-        text = f.read().decode("utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines() if TRAIN_LOG_LINE.search(ln)][-n:]
+    log interval of training batches), or None when the log has none. Read through the export's ``log_tail``, so
+    a cache's train.log (every attempt of a resumed run; the last lines are the final training's) and an exported
+    train_log_tail.txt give the same rows."""
+    lines = [ln for ln in log_tail(path).splitlines() if TRAIN_LOG_LINE.search(ln)][-n:]
     if not lines:
         return None
     parsed = [dict((k, float(v)) for k, v in TRAIN_LOG_VALUE.findall(ln)) for ln in lines]

@@ -191,7 +191,7 @@ def plan_difference(marker: dict, spec: dict) -> str | None:
 _PROGRESS_BAR = re.compile(r"[^\r\n|]*\|[^|\r\n]*\|\s*\d+/\d+\s*\[[^\]\r\n]*\]")
 
 
-def _tail(path: Path, n: int) -> str:
+def log_tail(path: Path, n: int = TRAIN_LOG_TAIL_LINES) -> str:
     """The last ``n`` lines of a log with its progress bars removed (the step/loss lines and what follows)."""
     if not path.is_file():
         return ""
@@ -274,7 +274,7 @@ def export_run(
         shutil.copyfile(ckpt / "config.json", tmp / "policy_config.json")
         if (ckpt / "train_config.json").is_file():
             shutil.copyfile(ckpt / "train_config.json", tmp / "train_config.json")
-        (tmp / "train_log_tail.txt").write_text(portable(_tail(run_dir / "train.log", TRAIN_LOG_TAIL_LINES), output_root))
+        (tmp / "train_log_tail.txt").write_text(portable(log_tail(run_dir / "train.log"), output_root))
         (tmp / "timing.json").write_text(json.dumps(_timing(state), indent=2) + "\n")
         for stage in stages:
             src, dst = run_dir / stage, tmp / stage
