@@ -353,3 +353,26 @@ def test_training_fit_is_the_mean_of_the_last_logged_intervals(runs_dir, tmp_pat
     rows = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith("| run")]
     assert rows == ["| A_s0 | 10 | 0.109 | — | — | 2.00 | 0.520 | 3.8% |",
                     "| C_s0 | 3 | 0.200 | 0.300 | 0.900 | 2.00 | 0.520 | 3.8% |"]
+
+
+def test_provenance_labels_each_attempt_of_a_stage(runs_dir, tmp_path):
+    """A run's commands.sh lists every attempt, in order; the report says which one each line was, so a reader
+    can tell an interrupted evaluation or a restarted training from the one that gave the numbers."""
+    from lerobot_world.study.results import append_command, commands_header
+
+    run = runs_dir / "runs" / "C_s0"
+    header = commands_header("C_s0", "m", "~/.cache/lerobot-world/m")
+    train = 'lerobot-train --policy.type=world_vla --output_dir="$OUTPUT_DIR"/runs/C_s0/train'
+    resume = 'lerobot-train --config_path="$OUTPUT_DIR"/runs/C_s0/train/checkpoints/last/pretrained_model/train_config.json --resume=true'
+    sim = 'lerobot-world eval-sim --output_dir="$OUTPUT_DIR"/runs/C_s0/eval_sim_random'
+    for stage, line in [("train", train), ("train", train), ("train", resume), ("eval_sim_random", sim + " #1"),
+                        ("eval_sim_random", sim + " #2"), ("eval_sim_random", sim + " #3")]:
+        append_command(run, stage, line, header)
+    text = build_report([runs_dir], tmp_path / "out" / "REPORT.md", n_bootstrap=100).read_text()
+    section = text.split("## 8. Provenance", 1)[1].split("- **C_s0**", 1)[1].split("\n- **", 1)[0]
+    assert [ln.split(": `", 1)[0] for ln in section.strip().splitlines()[1:]] == [
+        "  - train (did not reach a checkpoint; restarted below)", "  - train",
+        "  - train (resumed from its last checkpoint)",
+        "  - eval_sim_random (did not finish; redone below)", "  - eval_sim_random (did not finish; redone below)",
+        "  - eval_sim_random"]
+    assert section.count("#3`") == 1 and "eval_sim_random: `" + sim + " #3`" in section

@@ -1113,6 +1113,28 @@ def plots(runs: list[RunRecord], out_dir: Path) -> list[str]:
     return made
 
 
+def attempt_labels(commands: list[tuple[str, str]]) -> list[str]:
+    """One label per commands.sh entry, so a reader can tell which attempt each command was.
+
+    The matrix runs a stage again only when it did not finish, so an entry whose stage is listed again later
+    was superseded: an evaluation is redone from its start (its results come from the last entry); a training
+    listed again without ``--resume=true`` restarted from step 0 (it died before its first checkpoint).
+    A training with ``--resume=true`` continued from the run's last checkpoint.
+    """
+    labels = []
+    for i, (stage, cmd) in enumerate(commands):
+        later = [c for s, c in commands[i + 1:] if s == stage]
+        if stage == "train" and "--resume=true" in cmd:
+            labels.append("train (resumed from its last checkpoint)")
+        elif stage == "train" and later and "--resume=true" not in later[0]:
+            labels.append("train (did not reach a checkpoint; restarted below)")
+        elif stage != "train" and later:
+            labels.append(f"{stage} (did not finish; redone below)")
+        else:
+            labels.append(stage)
+    return labels
+
+
 def provenance(runs: list[RunRecord]) -> list[str]:
     lines = ["## 8. Provenance", "", "Every number above comes from these runs and commands."
              + (" A run's commands come from its commands.sh (every command the matrix ran for it, in order; "
@@ -1120,7 +1142,7 @@ def provenance(runs: list[RunRecord]) -> list[str]:
     for r in runs:
         lines.append(f"- **{r.name}** (`{r.label}`)")
         if r.commands is not None:  # every command the matrix ran for it, in order (its commands.sh)
-            lines += [f"  - {stage}: `{cmd}`" for stage, cmd in r.commands]
+            lines += [f"  - {label}: `{cmd}`" for label, (_, cmd) in zip(attempt_labels(r.commands), r.commands)]
             continue
         cmd = None
         state = _load_json(r.path / "state.json") or {}
