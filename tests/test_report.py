@@ -376,3 +376,29 @@ def test_provenance_labels_each_attempt_of_a_stage(runs_dir, tmp_path):
         "  - eval_sim_random (did not finish; redone below)", "  - eval_sim_random (did not finish; redone below)",
         "  - eval_sim_random"]
     assert section.count("#3`") == 1 and "eval_sim_random: `" + sim + " #3`" in section
+
+
+def test_a_sweep_run_is_its_own_calibration_curve_never_pooled_with_its_arm(runs_dir, tmp_path):
+    """A sweep run (e.g. C at lambda_world 0.1) evaluated at earlier checkpoints gets its own rows
+    "C (lambda_world=0.1)" in the calibration section; the main arm's rows and tables do not include it."""
+    rng = np.random.default_rng(7)
+    for name, sweep, p in (("C_s0", None, 0.0), ("C_s0_lw0.1", {"lambda_world": 0.1}, 1.0)):
+        run = runs_dir / "runs" / name
+        if sweep:
+            _write_run(runs_dir, "C", "0_lw0.1", None, None)
+            (run / "state.json").write_text(json.dumps({"name": name, "variant": "C", "seed": 0, "sweep": sweep}))
+        (run / "train_config.json").write_text(json.dumps({"steps": 8, "seed": 0}))
+        step = run / "eval_sim_step4"
+        step.mkdir()
+        (step / "results.json").write_text(json.dumps(_sim_results(_sim_episodes(p, rng, None), K)))
+        if sweep:
+            (run / "eval_sim").mkdir()
+            (run / "eval_sim" / "results.json").write_text(json.dumps(_sim_results(_sim_episodes(p, rng, None), K)))
+    text = build_report([runs_dir], tmp_path / "R.md", n_bootstrap=200).read_text()
+    assert _line(text, "| C | 4 | 0 | 30 | 0% ")
+    assert _line(text, "| C (lambda_world=0.1) | 4 | 0 | 30 | 100% ")
+    assert _line(text, "| C (lambda_world=0.1) | 8 | 0 | 30 | 100% ")
+    report = json.loads((tmp_path / "R.json").read_text())
+    assert report["statistics"]["seeds"] == {"sim": [0, 1], "offline": [0, 1]}
+    # the per-arm closed-loop row of C is still seeds 0 and 1 of the main runs only (60 episodes, ~90%)
+    assert float(_line(text, "| C | 0, 1 | 60 |").split("|")[4].split("%")[0]) > 80

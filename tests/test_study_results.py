@@ -360,8 +360,9 @@ def test_calibration_from_closed_loop_checkpoints(tmp_path):
     text = out.read_text()
     section = text.split("## Calibration: success vs training steps", 1)[1].split("\n## ", 1)[0]
     rows = [ln.strip("| ").split(" | ") for ln in section.splitlines() if ln.startswith("| ")][1:]
-    assert [(r[0], r[1]) for r in rows] == [("A", "4"), ("A", "8"), ("A", "12")]  # the sweep is not pooled in
-    for (_, _, seeds, n_eps, success, _, _), eps in zip(rows, [by_step[4], by_step[8], final], strict=True):
+    # the sweep is its own curve, never pooled into its arm's
+    assert [(r[0], r[1]) for r in rows] == [("A", "4"), ("A", "8"), ("A", "12"), ("B (lambda_world=2)", "4")]
+    for (_, _, seeds, n_eps, success, _, _), eps in zip(rows, [by_step[4], by_step[8], final, by_step[4]], strict=True):
         assert seeds == "0" and n_eps == str(len(eps))
         rate = round(100 * sum(e["success"] for e in eps) / len(eps))
         assert success.startswith(f"{rate}% [")  # an interval: 30 episodes in 2 tasks
@@ -370,7 +371,7 @@ def test_calibration_from_closed_loop_checkpoints(tmp_path):
         return f"{sum(e['se_sum'] for e in eps) / sum(e['n_values'] for e in eps):.4f} ["
 
     mse = [r[6] for r in rows]
-    assert mse[0].startswith(pooled(offline[4])) and mse[1] == "—" and mse[2].startswith(pooled(offline["final"])), mse
+    assert mse[0].startswith(pooled(offline[4])) and mse[1] == "—" and mse[2].startswith(pooled(offline["final"])) and mse[3] == "—", mse
     report = json.loads(out.with_suffix(".json").read_text())
     assert set(report["calibration"]["A"]) == {"4", "8", "12"}
     assert "calibration.png" in report["plots"]

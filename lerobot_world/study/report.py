@@ -791,12 +791,12 @@ def videos_section(runs: list[RunRecord], out_dir: Path) -> list[str]:
 
 # --- calibration: success vs training steps ---------------------------------------------------------------
 def calibration_points(runs: list[RunRecord]) -> dict:
-    """arm -> step -> {"sim": [(seed, run, results)], "offline": [(seed, run, entry)]} for main runs with
+    """arm -> step -> {"sim": [(seed, run, results)], "offline": [(seed, run, entry)]} for runs with
     earlier-checkpoint evaluations; the final checkpoint (eval_sim / eval_offline) is the point at the
-    run's training steps."""
+    run's training steps. A sweep run is its own curve, "ARM (key=value)", never pooled with its arm."""
     out: dict = {}
     for r in runs:
-        if not (r.is_main and (r.sim_steps or r.offline_steps)):
+        if not (r.sim_steps or r.offline_steps):
             continue
         final = r.train.get("steps")
         sims, offs = dict(r.sim_steps), dict(r.offline_steps)
@@ -805,13 +805,18 @@ def calibration_points(runs: list[RunRecord]) -> dict:
                 sims.setdefault(final, r.sim)
             if r.offline and r.offline_steps:
                 offs.setdefault(final, r.offline)
-        arm = out.setdefault(r.variant, {})
+        arm = out.setdefault(r.variant if r.is_main else f"{r.variant} ({_sweep_text(r.sweep)})", {})
         for n, res in sims.items():
             arm.setdefault(n, {"sim": [], "offline": []})["sim"].append((r.seed, r, res))
         for n, res in offs.items():
             arm.setdefault(n, {"sim": [], "offline": []})["offline"].append((r.seed, r, res))
     order = {v: i for i, v in enumerate(VARIANTS)}
-    return {a: dict(sorted(out[a].items())) for a in sorted(out, key=lambda v: (order.get(v, 9), v))}
+    return {a: dict(sorted(out[a].items()))
+            for a in sorted(out, key=lambda v: (order.get(v.split(" ")[0], 9), v))}
+
+
+def _sweep_text(sweep: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sweep.items())
 
 
 def calibration_estimates(study: Study, points: dict) -> dict:
