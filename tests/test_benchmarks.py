@@ -1,9 +1,12 @@
 """The benchmark scripts still run (tiny sizes): a benchmark that rots silently measures nothing."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,3 +45,24 @@ def test_bench_train_step_refuses_a_missing_dataset(tmp_path):
     )
     assert out.returncode != 0
     assert f"--dataset_root={tmp_path / 'none'} is not a LeRobotDataset" in out.stderr
+
+
+@pytest.mark.slow
+def test_bench_env_step_splits_a_libero_step_into_rendering_and_the_rest(tmp_path):
+    record_path = tmp_path / "env.json"
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_env_step.py"), "--suite=libero_object", "--task_id=0",
+         "--size=32", "--steps=3", f"--output={record_path}"],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, "MUJOCO_GL": "egl"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = json.loads(record_path.read_text())
+    assert record["step_ms"] > 0 and record["render_two_cameras_ms"] > 0 and record["renderer"]
+    assert abs(record["rest_ms"] - (record["step_ms"] - record["render_two_cameras_ms"])) < 0.02
+    assert f"env step {record['step_ms']} ms" in out.stdout
+
+
+def test_bench_env_step_refuses_a_bad_size(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_env_step.py"), "--size=0"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode != 0 and "--steps and --size must be >= 1, got 60 and 0" in out.stderr

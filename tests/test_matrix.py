@@ -334,15 +334,17 @@ def test_demo_calibration_scores_checkpoints_on_init_states_the_demo_does_not_re
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(REPO)
     plan = make_plan(load_config(REPO / "configs" / "matrix" / "demo_calibration.yaml"))
-    # A and C at the demo's settings, and C with a tenth of the world-loss weight (only that flag differs).
-    assert [r.name for r in plan.runs] == ["A_s0", "C_s0", "C_s0_lw0.1"]
-    c, c_lw = plan.runs[1], plan.runs[2]
-    assert (c_lw.variant, c_lw.seed, c_lw.sweep_key, c_lw.sweep_value) == ("C", 0, "lambda_world", 0.1)
-    naming = ("--job_name=", "--output_dir=")  # the run's own name and folder
-    only_lw, only_c = ({a for a in set(x) - set(y) if not a.startswith(naming)}
-                       for x, y in ((plan.train_command(c_lw), plan.train_command(c)),
-                                    (plan.train_command(c), plan.train_command(c_lw))))
+    assert [r.name for r in plan.runs] == ["A_s0", "C_s0"]  # A and C at the demo's settings
+    # C with a tenth of the world-loss weight, in its own folder: only that flag differs from C's training.
+    lw = make_plan(load_config(REPO / "configs" / "matrix" / "demo_calibration_lw.yaml"))
+    assert [r.name for r in lw.runs] == ["C_s0"] and lw.results_dir == REPO / "results" / "demo_calibration_lw"
+    assert lw.cfg.dataset == plan.cfg.dataset and lw.cfg.eval_sim == plan.cfg.eval_sim
+    c, c_lw = plan.runs[1], lw.runs[0]
+    lw_cmd = [a.replace("demo_calibration_lw", "demo_calibration") for a in lw.train_command(c_lw)]  # its folders
+    only_lw, only_c = set(lw_cmd) - set(plan.train_command(c)), set(plan.train_command(c)) - set(lw_cmd)
     assert (only_lw, only_c) == ({"--policy.lambda_world=0.1"}, {"--policy.lambda_world=1.0"})
+    assert [[a.replace("demo_calibration_lw", "demo_calibration") for a in st.command] for st in lw.stages(c_lw)] == [
+        st.command for st in plan.stages(c)]
     demo = make_plan(load_config(REPO / "configs" / "matrix" / "demo.yaml"))
     _, demo_sim = _eval_sim_config(demo.stages(demo.runs[0])[-1].command)
     demo_states = set(range(demo_sim.init_state_start, demo_sim.init_state_start + demo_sim.n_episodes_per_task))
