@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where one LIBERO env step's time goes on this machine: camera rendering vs everything else.
 
-    MUJOCO_GL=egl .venv/bin/python scripts/bench_env_step.py [--suite=libero_10] [--task_id=0] [--size=96] \\
+    .venv/bin/python scripts/bench_env_step.py [--suite=libero_10] [--task_id=0] [--size=96] \\
         [--steps=60] [--output=F.json]
 
 One LeRobot LiberoEnv (the env eval-sim and lerobot-evaluate use), zero actions after a reset. It times the
@@ -14,6 +14,7 @@ step, since the policy runs once per action chunk.
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Headless rendering as eval-sim runs it; PyOpenGL must name the same platform or EGL finds no device display.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 CAMERAS = ("agentview", "robot0_eye_in_hand")  # LIBERO's two cameras, both read by the policies
 
@@ -70,7 +74,7 @@ def main() -> None:
         "render_two_cameras_ms": round(1e3 * render_s, 2),
         "rest_ms": round(1e3 * (step_s - render_s), 2),
         "render_share": round(render_s / step_s, 3),
-        "command": "MUJOCO_GL=egl .venv/bin/python " + " ".join(["scripts/bench_env_step.py", *sys.argv[1:]]),
+        "command": ".venv/bin/python " + " ".join(["scripts/bench_env_step.py", *sys.argv[1:]]),
     }
     print(f"renderer: {renderer}")
     print(f"{args.suite} task {args.task_id}, {args.size}x{args.size}: env step {result['step_ms']} ms, of which "
