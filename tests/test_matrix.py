@@ -469,6 +469,32 @@ def test_training_stops_at_each_scored_checkpoint_and_resumes_after_its_stages(t
                      "eval_offline", "eval_sim"]
 
 
+def test_progress_lines_name_the_stage_running(tmp_path, monkeypatch):
+    """The runner's periodic line says what each run is doing: LeRobot's last logged step while it trains,
+    the stage and its minutes while it evaluates (never '-' while a stage runs)."""
+    from lerobot_world.study import matrix
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    plan = matrix.make_plan(matrix.load_config(_write(tmp_path / "m.yaml", STAGES_YAML), ["--results_dir=null"]))
+    run = plan.runs[0]
+    save, seen = _fake_checkpoints(run.dir(plan.root) / "train"), []
+
+    def fake_run(self, cmd, log_path, env_extra=None):
+        Path(log_path).write_text("step:2K smpl:32K loss:0.5\n")
+        seen.append([matrix._progress_text(name, *entry) for name, entry in self.active.items()])
+        if cmd[0] == "lerobot-train":
+            save(int(dict(a[2:].split("=", 1) for a in cmd[1:])["steps"]))
+        return 0
+
+    monkeypatch.setattr(matrix.Runner, "_run", fake_run)
+    runner = matrix.Runner(plan)
+    runner.run_one(run)
+    assert seen[0] == ["A_s0 step 2K"]
+    assert ["A_s0 eval_offline_step4 0 min"] in seen and ["A_s0 eval_sim 0 min"] in seen
+    assert all(len(s) == 1 for s in seen) and runner.active == {}
+
+
 def test_resumed_training_scores_its_saved_checkpoints_before_it_continues(tmp_path, monkeypatch):
     """A study spanning work sessions: the earlier checkpoints a killed training saved are evaluated before the
     training resumes (the success-vs-budget curve grows session by session); a half-saved one is left for later;

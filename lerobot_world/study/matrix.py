@@ -31,6 +31,7 @@ Why it is built this way:
   passes no group), run name = the run name (LeRobot passes `--job_name` as wandb's name).
 """
 
+import contextlib
 import json
 import os
 import shlex
@@ -769,7 +770,7 @@ class Runner:
     def __init__(self, plan: Plan):
         self.plan = plan
         self.lock = threading.Lock()
-        self.active: dict[str, Path] = {}  # run name -> log file being written
+        self.active: dict[str, tuple[str, float, Path]] = {}  # run name -> (stage, its start time, its log)
         self.done = 0
         self.failed: list[str] = []
         self.exported: dict[str, dict] = {}  # runs already in results_dir: done, never re-run
@@ -891,12 +892,9 @@ class Runner:
         attempt = {"started": start, "from_step": saved}
         write_state(plan, run, status="training",
                     stage=("train", {"command": _shell(cmd, plan.train_env(run)), "attempt": attempt}))
-        with self.lock:
-            self.active[run.name] = run_dir / "train.log"
         self._record(run, "train", cmd, plan.train_env(run))
-        rc = self._run(cmd, run_dir / "train.log", plan.train_env(run))
-        with self.lock:
-            self.active.pop(run.name, None)
+        with self._active(run, "train"):
+            rc = self._run(cmd, run_dir / "train.log", plan.train_env(run))
         if rc != 0 or checkpoint_step(run_dir / "train") != end:
             write_state(plan, run, status="failed", stage=("train", {"returncode": rc}))
             self._close_attempt(run, attempt, time.time())
@@ -921,7 +919,8 @@ class Runner:
         write_state(plan, run, status=stage, stage=(stage, {"command": _shell(cmd)}))
         self._record(run, stage, cmd)
         start = time.time()
-        rc = self._run(cmd, run_dir / f"{stage}.log")
+        with self._active(run, stage):
+            rc = self._run(cmd, run_dir / f"{stage}.log")
         if rc != 0:
             write_state(plan, run, status="failed", stage=(stage, {"returncode": rc}))
             raise MatrixError(f"run {run.name}: {stage} exited {rc}; see {run_dir / (stage + '.log')}.")
@@ -929,12 +928,23 @@ class Runner:
         (stage_dir / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
         write_state(plan, run, stage=(stage, {"returncode": 0, "seconds": round(time.time() - start, 1)}))
 
+    @contextlib.contextmanager
+    def _active(self, run: Run, stage: str):
+        """Marks the run's stage as running for the progress lines while its command runs."""
+        with self.lock:
+            self.active[run.name] = (stage, time.time(), run.dir(self.plan.root) / f"{stage}.log")
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.active.pop(run.name, None)
+
     def _progress(self, stop: threading.Event, total: int) -> None:
         while not stop.wait(self.plan.cfg.progress_every_s):
             with self.lock:
                 active = dict(self.active)
                 done = self.done
-            parts = [f"{name} {_last_step(path)}" for name, path in active.items()]
+            parts = [_progress_text(name, *entry) for name, entry in active.items()]
             self.log(f"{done}/{total} runs done; running: {', '.join(parts) or '-'}")
 
     def run(self, selected: list[Run]) -> int:
@@ -962,6 +972,13 @@ class Runner:
         finally:
             stop.set()
         return len(self.failed)
+
+
+def _progress_text(name: str, stage: str, started: float, log_path: Path) -> str:
+    """'C_s0 step 3K' while training (LeRobot's last logged step), 'C_s0 eval_sim 12 min' during a stage."""
+    if stage == "train":
+        return f"{name} {_last_step(log_path)}"
+    return f"{name} {stage} {(time.time() - started) / 60:.0f} min"
 
 
 def _last_step(log_path: Path) -> str:
