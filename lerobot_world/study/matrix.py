@@ -883,9 +883,9 @@ class Runner:
         plan, run_dir = self.plan, run.dir(self.plan.root)
         saved = checkpoint_step(run_dir / "train") if resume else None
         end = plan.next_segment_end(saved)
-        cmd = plan.segment_command(run, end, resume)
+        cmd, log = plan.segment_command(run, end, resume), run_dir / "train.log"
         what = f"resuming from step {saved}" if resume else "training"
-        self.log(f"{run.name}: {what} to step {end}; log {run_dir / 'train.log'}")
+        self.log(f"{run.name}: {what} to step {end}; log {log}")
         start = time.time()
         # Until this segment ends, the state holds the attempt, so a runner killed meanwhile (the work session
         # ended) still has its time counted when the same command runs again.
@@ -893,12 +893,12 @@ class Runner:
         write_state(plan, run, status="training",
                     stage=("train", {"command": _shell(cmd, plan.train_env(run)), "attempt": attempt}))
         self._record(run, "train", cmd, plan.train_env(run))
-        with self._active(run, "train"):
-            rc = self._run(cmd, run_dir / "train.log", plan.train_env(run))
+        with self._active(run, "train", log):
+            rc = self._run(cmd, log, plan.train_env(run))
         if rc != 0 or checkpoint_step(run_dir / "train") != end:
             write_state(plan, run, status="failed", stage=("train", {"returncode": rc}))
             self._close_attempt(run, attempt, time.time())
-            raise MatrixError(f"run {run.name}: lerobot-train exited {rc} before step {end}; see {run_dir / 'train.log'}.")
+            raise MatrixError(f"run {run.name}: lerobot-train exited {rc} before step {end}; see {log}.")
         write_state(plan, run, stage=("train", {"returncode": 0, "seconds": round(time.time() - start, 1),
                                                 "attempt": None}))
         self.log(f"{run.name}: trained to step {end} in {time.time() - start:.0f} s")
@@ -919,20 +919,21 @@ class Runner:
         write_state(plan, run, status=stage, stage=(stage, {"command": _shell(cmd)}))
         self._record(run, stage, cmd)
         start = time.time()
-        with self._active(run, stage):
-            rc = self._run(cmd, run_dir / f"{stage}.log")
+        log = run_dir / f"{stage}.log"
+        with self._active(run, stage, log):
+            rc = self._run(cmd, log)
         if rc != 0:
             write_state(plan, run, status="failed", stage=(stage, {"returncode": rc}))
-            raise MatrixError(f"run {run.name}: {stage} exited {rc}; see {run_dir / (stage + '.log')}.")
+            raise MatrixError(f"run {run.name}: {stage} exited {rc}; see {log}.")
         stage_dir.mkdir(parents=True, exist_ok=True)
         (stage_dir / DONE).write_text(json.dumps({"seconds": round(time.time() - start, 1)}))
         write_state(plan, run, stage=(stage, {"returncode": 0, "seconds": round(time.time() - start, 1)}))
 
     @contextlib.contextmanager
-    def _active(self, run: Run, stage: str):
-        """Marks the run's stage as running for the progress lines while its command runs."""
+    def _active(self, run: Run, stage: str, log: Path):
+        """Marks the run's stage (writing ``log``) as running for the progress lines while its command runs."""
         with self.lock:
-            self.active[run.name] = (stage, time.time(), run.dir(self.plan.root) / f"{stage}.log")
+            self.active[run.name] = (stage, time.time(), log)
         try:
             yield
         finally:
