@@ -6,13 +6,14 @@ per-held-out-episode offline sums as eval-offline writes them.
 """
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from eval_sim import metrics
 from lerobot_world import stats
-from lerobot_world.study.report import ReportError, build_report, main
+from lerobot_world.study.report import ReportError, build_report, interpretation, main
 
 MODES = ("random", "shuffle", "mask")
 SUITE = "libero_object"
@@ -402,3 +403,22 @@ def test_a_sweep_run_is_its_own_calibration_curve_never_pooled_with_its_arm(runs
     assert report["statistics"]["seeds"] == {"sim": [0, 1], "offline": [0, 1]}
     # the per-arm closed-loop row of C is still seeds 0 and 1 of the main runs only (60 episodes, ~90%)
     assert float(_line(text, "| C | 0, 1 | 60 |").split("|")[4].split("%")[0]) > 80
+
+
+def test_a_bootstrap_interval_the_exact_test_does_not_back_is_not_claimed():
+    """Ten paired episodes, A 10/10 and B 6/10 (the demo's shape): the percentile bootstrap excludes 0, but with four
+    discordant pairs McNemar's exact p is 0.125, so the statement must not claim that B succeeds less often."""
+    from types import SimpleNamespace
+
+
+    study = SimpleNamespace(seeds={"offline": [0], "sim": [0]}, arms={"offline": {}, "sim": {}})
+    sim = {"diff": {"value": -0.4, "a": 0.6, "b": 1.0, "ci95": [-0.7, -0.1], "excludes_zero": True, "n_units": 10},
+           "mcnemar": stats.mcnemar_exact([True] * 6 + [False] * 4, [True] * 10)}
+    assert sim["mcnemar"]["c"] == 4 and sim["mcnemar"]["p_value"] > 0.05
+    item = {"a": "B", "b": "A", "what": "aux loss", "offline": None, "sim": sim}
+    line = _line("\n".join(interpretation(study, [item])), "- Closed-loop success, B vs A (aux loss):")
+    assert "succeeds less often" not in line and "no effect claimed" in line and "p = 0.125" in line
+    # the same interval with the exact test agreeing (20 discordant pairs, one way) is claimed
+    sim["mcnemar"] = stats.mcnemar_exact([False] * 20 + [True] * 30, [True] * 50)
+    line = _line("\n".join(interpretation(study, [item])), "- Closed-loop success, B vs A (aux loss):")
+    assert "the interval excludes 0: B succeeds less often than A" in line

@@ -993,9 +993,15 @@ def interpretation(study: Study, items: list[dict]) -> list[str]:
             text = (f"- Closed-loop success, {name}: {c['a']} {fmt_est({'value': d['a']}, pct=True)} vs {c['b']} "
                     f"{fmt_est({'value': d['b']}, pct=True)} on {d['n_units']} paired episodes, difference "
                     f"{fmt_est(d, pct=True, diff=True)}; {_verdict(d)}")
-            if d["excludes_zero"]:
-                text += f": {c['a']} succeeds {'more' if d['value'] > 0 else 'less'} often than {c['b']}"
-            text += f" (McNemar, discordant pairs pooled over seeds: {mc['b']} vs {mc['c']}, p = {fmt(mc['p_value'])})."
+            mc_text = f"McNemar, discordant pairs pooled over seeds: {mc['b']} vs {mc['c']}, p = {fmt(mc['p_value'])}"
+            if d["excludes_zero"] and mc["p_value"] is not None and mc["p_value"] >= 0.05:
+                # With a handful of discordant pairs the percentile bootstrap is too narrow; the exact test decides.
+                text += (f", but the exact test does not reject equal success ({mc_text}): too few discordant "
+                         "pairs, no effect claimed.")
+            else:
+                if d["excludes_zero"]:
+                    text += f": {c['a']} succeeds {'more' if d['value'] > 0 else 'less'} often than {c['b']}"
+                text += f" ({mc_text})."
             lines.append(text)
     # Corruption: offline (per-episode squared error) and closed loop (per-episode success).
     for arm in study.arms["offline"]:
