@@ -408,9 +408,6 @@ def test_a_sweep_run_is_its_own_calibration_curve_never_pooled_with_its_arm(runs
 def test_a_bootstrap_interval_the_exact_test_does_not_back_is_not_claimed():
     """Ten paired episodes, A 10/10 and B 6/10 (the demo's shape): the percentile bootstrap excludes 0, but with four
     discordant pairs McNemar's exact p is 0.125, so the statement must not claim that B succeeds less often."""
-    from types import SimpleNamespace
-
-
     study = SimpleNamespace(seeds={"offline": [0], "sim": [0]}, arms={"offline": {}, "sim": {}})
     sim = {"diff": {"value": -0.4, "a": 0.6, "b": 1.0, "ci95": [-0.7, -0.1], "excludes_zero": True, "n_units": 10},
            "mcnemar": stats.mcnemar_exact([True] * 6 + [False] * 4, [True] * 10)}
