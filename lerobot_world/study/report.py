@@ -994,8 +994,9 @@ def interpretation(study: Study, items: list[dict]) -> list[str]:
                     f"{fmt_est({'value': d['b']}, pct=True)} on {d['n_units']} paired episodes, difference "
                     f"{fmt_est(d, pct=True, diff=True)}; {_verdict(d)}")
             mc_text = f"McNemar, discordant pairs pooled over seeds: {mc['b']} vs {mc['c']}, p = {fmt(mc['p_value'])}"
-            if d["excludes_zero"] and mc["p_value"] is not None and mc["p_value"] >= 0.05:
-                # With a handful of discordant pairs the percentile bootstrap is too narrow; the exact test decides.
+            # With a handful of discordant pairs the percentile bootstrap is too narrow; the exact test decides.
+            backed = mc["p_value"] < 0.05
+            if d["excludes_zero"] and not backed:
                 text += (f", but the exact test does not reject equal success ({mc_text}): too few discordant "
                          "pairs, no effect claimed.")
             else:
